@@ -1,0 +1,1 @@
+"""User-installed JavaScript plugins for Django, run in sandboxed V8 processes."""

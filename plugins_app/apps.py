@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class PluginsAppConfig(AppConfig):
+    name = "plugins_app"
+    verbose_name = "Plugins"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers system checks)

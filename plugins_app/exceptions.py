@@ -1,0 +1,83 @@
+"""The exception tree of plugins_app: everything raised for a plugin is a PluginError."""
+from __future__ import annotations
+
+
+class PluginError(Exception):
+    """Base class of every error raised while installing or calling a plugin."""
+
+    def __init__(self, message: str, *, slug: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.slug = slug
+
+
+class PluginNotFound(PluginError):
+    """No plugin with that slug is installed."""
+
+
+class PluginDisabled(PluginError):
+    """The plugin is installed but not enabled."""
+
+
+class HookNotFound(PluginError):
+    """The plugin does not define the requested hook."""
+
+
+class PluginTimeout(PluginError):
+    """The call ran past the plugin's time limit and was stopped."""
+
+
+class PluginMemoryError(PluginError):
+    """The call ran past the plugin's memory limit (heap or buffers) and was stopped."""
+
+
+class PluginCrashed(PluginError):
+    """The sandbox process died or misbehaved during the call; it has been replaced."""
+
+
+class PluginBusy(PluginError):
+    """No sandbox process became free within the checkout timeout."""
+
+
+class PluginDataError(PluginError):
+    """Arguments or a result could not cross the sandbox boundary (type or size)."""
+
+
+class PluginScriptError(PluginError):
+    """The plugin's JavaScript threw. Carries the JS error's name, message and stack."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        slug: str | None = None,
+        name: str | None = None,
+        js_message: str | None = None,
+        stack: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message, slug=slug)
+        self.name = name
+        self.js_message = js_message
+        self.stack = stack
+        self.line = line
+        self.column = column
+
+
+class PluginValidationError(PluginError):
+    """A plugin's source, limits or configuration were refused; nothing was saved."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        slug: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message, slug=slug)
+        self.field = field
+        self.line = line
+        self.column = column

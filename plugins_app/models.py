@@ -1,0 +1,127 @@
+"""Database models: a Plugin is its source, its limits, its configuration and its version."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from . import conf
+
+
+def default_memory_mb() -> int:
+    return int(conf.get("DEFAULT_MEMORY_MB"))
+
+
+def default_timeout_ms() -> int:
+    return int(conf.get("DEFAULT_TIMEOUT_MS"))
+
+
+def default_config() -> dict[str, Any]:
+    return {}
+
+
+class PluginQuerySet(models.QuerySet["Plugin"]):
+    def enabled(self) -> PluginQuerySet:
+        return self.filter(enabled=True)
+
+
+class Plugin(models.Model):
+    """A user-installed JavaScript plugin.
+
+    ``source`` is a classic script defining ``const plugin = { hookName(...) {...} }``.
+    Saving validates it in a sandbox (see :meth:`clean`), records the hooks it defines
+    and bumps ``version`` whenever the source, configuration or limits change, so every
+    process picks up the change before its next call.
+    """
+
+    slug = models.SlugField(_("slug"), max_length=64, unique=True, help_text=_("Stable, URL-safe identifier."))
+    name = models.CharField(_("name"), max_length=200)
+    description = models.TextField(_("description"), blank=True)
+    source = models.TextField(_("source"), help_text=_("JavaScript defining `const plugin = { hook(...) { ... } }`."))
+    enabled = models.BooleanField(_("enabled"), default=False, db_index=True)
+    memory_limit_mb = models.PositiveIntegerField(
+        _("memory limit (MiB)"), default=default_memory_mb, help_text=_("V8 heap and buffer limit per call.")
+    )
+    timeout_ms = models.PositiveIntegerField(
+        _("time limit (ms)"), default=default_timeout_ms, help_text=_("Wall-clock limit per call.")
+    )
+    config = models.JSONField(
+        _("configuration"),
+        default=default_config,
+        blank=True,
+        help_text=_("JSON object, visible to the plugin as the read-only global `config`."),
+    )
+    hooks = models.JSONField(_("hooks"), default=list, editable=False, help_text=_("Discovered on save."))
+    version = models.PositiveIntegerField(_("version"), default=0, editable=False)
+    fingerprint = models.CharField(max_length=64, editable=False, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = PluginQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name = _("plugin")
+        verbose_name_plural = _("plugins")
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    # -- versioning --------------------------------------------------------------------
+    def compute_fingerprint(self) -> str:
+        """Hash of everything that changes what the sandbox runs."""
+        payload = json.dumps(
+            [self.source, self.config, self.memory_limit_mb, self.timeout_ms],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @property
+    def runtime_key(self) -> str:
+        """Identifies this exact version inside the sandbox's caches."""
+        return f"{self.slug}@{self.version}:{self.fingerprint[:16]}"
+
+    # -- validation ------------------------------------------------------------------------
+    def clean(self) -> None:
+        """Check sizes and limits, then load the source in a sandbox and discover its hooks."""
+        from .validation import validate_plugin
+
+        validate_plugin(self)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, making sure the current source was validated and the version is current.
+
+        A plugin whose source changed without :meth:`clean` being called is validated
+        here; if that fails, :class:`~plugins_app.exceptions.PluginValidationError` is
+        raised and nothing is saved.
+        """
+        from .exceptions import PluginValidationError
+        from .validation import validate_plugin
+
+        fingerprint = self.compute_fingerprint()
+        stored = fingerprint == self.fingerprint and self.hooks
+        if not stored and getattr(self, "_validated_fingerprint", None) != fingerprint:
+            try:
+                validate_plugin(self)
+            except ValidationError as exc:
+                raise PluginValidationError("; ".join(exc.messages), slug=self.slug) from None
+        if fingerprint != self.fingerprint:
+            self.fingerprint = fingerprint
+            self.version = (self.version or 0) + 1
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "fingerprint", "version", "hooks"}
+        super().save(*args, **kwargs)

@@ -1,0 +1,76 @@
+"""Length-prefixed JSON frames over a pair of pipes.
+
+Shared by the supervisor (Django process) and the sandbox worker, so it must import
+nothing but the standard library.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from typing import Any
+
+HEADER = struct.Struct(">I")
+# A frame carries at most the argument/result caps plus the plugin source; anything
+# bigger is a protocol violation, not data.
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+class ProtocolError(Exception):
+    """The peer closed the pipe or sent something that is not a valid frame."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    if len(body) > MAX_FRAME_BYTES:
+        raise ProtocolError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
+    return HEADER.pack(len(body)) + body
+
+
+def write_message(fd: int, message: dict[str, Any]) -> None:
+    data = memoryview(encode(message))
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+class FrameReader:
+    """Accumulates bytes read from a file descriptor and yields whole frames."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._buffer = bytearray()
+
+    def pop(self) -> dict[str, Any] | None:
+        """Return the next complete message already buffered, or None."""
+        if len(self._buffer) < HEADER.size:
+            return None
+        (length,) = HEADER.unpack_from(self._buffer)
+        if length > MAX_FRAME_BYTES:
+            raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME_BYTES}")
+        end = HEADER.size + length
+        if len(self._buffer) < end:
+            return None
+        body = bytes(self._buffer[HEADER.size:end])
+        del self._buffer[:end]
+        try:
+            message = json.loads(body)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid frame: {exc}") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("frame is not an object")
+        return message
+
+    def fill(self) -> None:
+        """Read once from the descriptor (it must be readable); EOF raises ProtocolError."""
+        chunk = os.read(self.fd, 1 << 20)
+        if not chunk:
+            raise ProtocolError("peer closed the pipe")
+        self._buffer += chunk
+
+    def read_blocking(self) -> dict[str, Any]:
+        while True:
+            message = self.pop()
+            if message is not None:
+                return message
+            self.fill()

@@ -1,0 +1,447 @@
+"""The sandbox worker: a process that runs plugin code in jsrun runtimes.
+
+Started by ``pool.py`` as ``python -I -c ...`` with a scrubbed environment. It imports
+only the standard library, jsrun and ``protocol``: there is nothing of Django, the
+settings or the database in this process for a V8 escape to find.
+
+One request at a time arrives on stdin; replies and host calls go out on stdout.
+Host calls (``log`` and, later, the ORM-backed API) are sent to the supervisor, which
+answers them on the Django thread that is waiting for this call.
+
+Facts about jsrun 0.3.0 this file is built around (see docs/runtime-notes.md):
+- Runtimes are thread-affine: all of them live on this process's main thread.
+- ``JsFunction.call_async`` + ``asyncio.wait`` + ``Runtime.terminate`` is the only call
+  path that both allows host calls and stops a runaway loop. ``asyncio.wait_for`` must
+  not be used: on 3.11 it waits for the cancelled jsrun future, i.e. forever.
+- A ``JsFunction`` handle that is garbage-collected runs a finalizer that blocks until the
+  runtime thread is free; if that happens while JS loops, this thread hangs. Every
+  handle is therefore kept referenced for the runtime's life and closed explicitly.
+- An idle open runtime spins a CPU core: warm runtimes are few and closed when idle.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import select
+import sys
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsrun
+import protocol  # type: ignore[import-not-found]  # sibling module, see pool.py
+
+MIB = 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+SCRIPT_NAME = "<eval_async>"
+
+# Runs once in every new runtime, before the plugin's code. Captures the host bridge
+# in a closure and removes it from the global object, defines the plugin-facing
+# globals as non-writable, and removes what plugins are not granted.
+BOOTSTRAP_JS = r"""
+(() => {
+  "use strict";
+  const g = globalThis;
+  const host = g.__plugins_host;
+  delete g.__plugins_host;
+  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze;
+  const define = Object.defineProperty, keys = Object.keys, isFrozen = Object.isFrozen;
+  const hostCall = (name, args) => {
+    const reply = parse(host(name, stringify(args)));
+    if (reply.error) {
+      const err = new Error(reply.error.message);
+      err.name = reply.error.name || "Error";
+      throw err;
+    }
+    return reply.ok;
+  };
+  const fmt = (v) => {
+    if (typeof v === "string") return v;
+    try { const s = stringify(v); return s === undefined ? String(v) : s; }
+    catch (e) { return String(v); }
+  };
+  const makeLog = (level) => function log(...args) {
+    hostCall("log", [level, args.map(fmt).join(" ")]);
+  };
+  const deepFreeze = (o) => {
+    if (o !== null && typeof o === "object" && !isFrozen(o)) {
+      freeze(o);
+      for (const k of keys(o)) deepFreeze(o[k]);
+    }
+    return o;
+  };
+  const constant = (name, value) =>
+    define(g, name, { value, writable: false, enumerable: false, configurable: false });
+  for (const name of ["setTimeout", "setInterval", "clearTimeout", "clearInterval",
+                      "WebAssembly", "SharedArrayBuffer", "Atomics", "console"]) {
+    try { delete g[name]; } catch (e) { /* non-configurable: left as is */ }
+  }
+  constant("log", makeLog("info"));
+  constant("console", freeze({
+    log: makeLog("info"), info: makeLog("info"), debug: makeLog("debug"),
+    warn: makeLog("warning"), error: makeLog("error"),
+  }));
+  constant("config", deepFreeze(parse(__CONFIG__)));
+})();
+"""
+
+# Evaluated after the plugin's code; returns the one function handle we call through.
+# Arguments arrive as JSON text and results leave as JSON text: data, never source.
+DISPATCHER_JS = r"""
+((stringify, parse, apply, maxChars) => {
+  const p = (typeof plugin === "undefined") ? undefined : plugin;
+  const fail = (name, message) => { const e = new Error(message); e.name = name; throw e; };
+  const out = (v) => {
+    const s = stringify(v === undefined ? null : v);
+    const text = s === undefined ? "null" : s;
+    if (text.length > maxChars) fail("__PluginResultTooLarge", "result of " + text.length + " characters");
+    return text;
+  };
+  return (hook, argsJson) => {
+    const fn = (p === null || p === undefined) ? undefined : p[hook];
+    if (typeof fn !== "function") fail("__HookNotFound", "plugin defines no hook " + stringify(hook));
+    const r = apply(fn, p, parse(argsJson));
+    if (r !== null && typeof r === "object" && typeof r.then === "function") {
+      return Promise.resolve(r).then(out);
+    }
+    return out(r);
+  };
+})(JSON.stringify, JSON.parse, Reflect.apply, __MAX_CHARS__)
+"""
+
+# Lists the functions of the plugin object (own and inherited, as class methods are).
+INSPECT_JS = r"""
+(() => {
+  if (typeof plugin === "undefined") return JSON.stringify({ error: "the source does not define a `plugin` object" });
+  const p = plugin;
+  if (p === null || (typeof p !== "object" && typeof p !== "function")) {
+    return JSON.stringify({ error: "`plugin` must be an object, not " + (p === null ? "null" : typeof p) });
+  }
+  const hooks = [];
+  for (let o = p; o && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
+    for (const k of Object.getOwnPropertyNames(o)) {
+      if (k === "constructor" || hooks.includes(k)) continue;
+      const d = Object.getOwnPropertyDescriptor(o, k);
+      if (d && typeof d.value === "function") hooks.push(k);
+    }
+  }
+  return JSON.stringify({ hooks });
+})()
+"""
+
+
+class CallFailed(Exception):
+    """A call or load failed; ``error`` is the dict sent to the supervisor."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message"))
+        self.error = error
+
+
+@dataclass
+class Spec:
+    key: str
+    slug: str
+    source: str
+    config_json: str
+    memory_mb: int
+
+
+@dataclass
+class Warm:
+    spec: Spec
+    runtime: Any
+    dispatcher: Any = None
+    handles: list[Any] = field(default_factory=list)
+    last_used: float = 0.0
+    dead: bool = False
+
+
+class Worker:
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        self.reader = protocol.FrameReader(0)
+        self.out_fd = 1
+        self.specs: OrderedDict[str, Spec] = OrderedDict()
+        self.warm: OrderedDict[str, Warm] = OrderedDict()
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.host_lock = threading.Lock()
+
+    # -- I/O -----------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        protocol.write_message(self.out_fd, message)
+
+    def host(self, name: str, args_json: str) -> str:
+        """Bound into every runtime; runs on the runtime's thread during a call."""
+        with self.host_lock:
+            self.send({"op": "host", "name": str(name), "args": str(args_json)})
+            reply = self.reader.read_blocking()
+        if reply.get("op") != "host_result" or not isinstance(reply.get("reply"), str):
+            os._exit(4)  # the supervisor broke protocol; it will restart us
+        return reply["reply"]
+
+    # -- main loop -------------------------------------------------------------
+    def serve(self) -> None:
+        self.send({"op": "ready", "pid": os.getpid()})
+        while True:
+            message = self.reader.pop()
+            if message is None:
+                wait = self.next_idle_deadline()
+                timeout = None if wait is None else max(0.0, wait - time.monotonic())
+                readable, _, _ = select.select([self.reader.fd], [], [], timeout)
+                if not readable:
+                    self.close_idle()
+                    continue
+                try:
+                    self.reader.fill()
+                except protocol.ProtocolError:
+                    self.shutdown()
+                continue
+            self.handle(message)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        try:
+            if op == "call":
+                text = self.loop.run_until_complete(self.call(message))
+                self.send({"op": "result", "ok": text, "warm": list(self.warm)})
+            elif op == "inspect":
+                spec = self.spec_from(message["spec"])
+                text = self.loop.run_until_complete(self.inspect(spec, float(message["timeout"])))
+                self.send({"op": "result", "ok": text, "warm": list(self.warm)})
+            elif op == "shutdown":
+                self.shutdown()
+            else:
+                self.send({"op": "result", "error": {"kind": "internal", "message": f"unknown op {op!r}"}})
+        except CallFailed as exc:
+            self.send({"op": "result", "error": exc.error, "warm": list(self.warm)})
+        self.enforce_warm_bound()
+
+    def shutdown(self) -> None:
+        for key in list(self.warm):
+            self.discard(key)
+        # os._exit: interpreter finalization with jsrun threads alive can abort.
+        os._exit(0)
+
+    # -- plugins -----------------------------------------------------------------
+    def spec_from(self, data: dict[str, Any]) -> Spec:
+        return Spec(
+            key=str(data["key"]),
+            slug=str(data["slug"]),
+            source=str(data["source"]),
+            config_json=str(data["config"]),
+            memory_mb=int(data["memory_mb"]),
+        )
+
+    async def call(self, message: dict[str, Any]) -> str:
+        key = str(message["key"])
+        timeout = float(message["timeout"])
+        spec = self.specs.get(key)
+        if spec is None:
+            self.send({"op": "need_spec"})
+            reply = self.reader.read_blocking()
+            if reply.get("op") != "spec":
+                os._exit(4)
+            spec = self.spec_from(reply["spec"])
+            self.specs[key] = spec
+            while len(self.specs) > int(self.options.get("spec_cache", 64)):
+                self.specs.popitem(last=False)
+        self.specs.move_to_end(key)
+        warm = self.warm.get(key)
+        if warm is None:
+            warm = await self.load(spec, timeout)
+            await self.make_dispatcher(warm)
+            self.forget_other_versions(spec)
+            self.warm[key] = warm
+            self.send({"op": "loaded"})
+        self.warm.move_to_end(key)
+        # Heap limits do not cover ArrayBuffer/Wasm backing stores. One call runs at a
+        # time per process, so the process data limit can bound what this call may map.
+        self.limit_data(current_data_bytes() + 2 * spec.memory_mb * MIB + 64 * MIB)
+        try:
+            result = await self.run(warm, warm.dispatcher.call_async(str(message["hook"]), str(message["args"])), timeout)
+        finally:
+            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
+            warm.last_used = time.monotonic()
+            if warm.dead:
+                self.discard(key)
+        if not isinstance(result, str):
+            raise CallFailed({"kind": "internal", "message": "dispatcher returned a non-string"})
+        return result
+
+    async def inspect(self, spec: Spec, timeout: float) -> str:
+        warm = await self.load(spec, timeout)
+        try:
+            return await self.run(warm, warm.runtime.eval_async(INSPECT_JS), timeout)
+        finally:
+            self.close_warm(warm)
+
+    async def load(self, spec: Spec, timeout: float) -> Warm:
+        config = jsrun.RuntimeConfig(
+            max_heap_size=spec.memory_mb * MIB,
+            max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
+            enable_console=False,
+        )
+        try:
+            runtime = jsrun.Runtime(config)
+        except Exception as exc:  # thread spawn refused under RLIMIT_DATA, etc.
+            raise CallFailed({"kind": "memory", "message": f"could not start a runtime: {exc}"}) from None
+        warm = Warm(spec=spec, runtime=runtime)
+        try:
+            runtime.bind_function("__plugins_host", self.host)
+            runtime.eval(BOOTSTRAP_JS.replace("__CONFIG__", json.dumps(spec.config_json)))
+            result = await self.run(warm, runtime.eval_async(spec.source), timeout)
+            warm.handles.append(result)  # may be a JsFunction: must not be collected early
+        except BaseException:
+            self.close_warm(warm)
+            raise
+        return warm
+
+    async def make_dispatcher(self, warm: Warm) -> None:
+        source = DISPATCHER_JS.replace("__MAX_CHARS__", str(int(self.options["max_result_bytes"])))
+        try:
+            warm.dispatcher = warm.runtime.eval(source)
+        except BaseException as exc:
+            self.close_warm(warm)
+            raise CallFailed(self.classify(exc, warm, terminated=False)) from None
+
+    async def run(self, warm: Warm, awaitable: Any, timeout: float) -> Any:
+        """Await ``awaitable`` (a jsrun future); terminate the runtime at ``timeout``."""
+        state = {"terminated": False}
+
+        def stuck() -> None:
+            # V8 did not stop after terminate() (seen with some heap bombs). Exiting is
+            # the only way out; the supervisor reports the call and starts a new worker.
+            os._exit(3)
+
+        def expire() -> None:
+            state["terminated"] = True
+            warm.dead = True
+            warm.runtime.terminate()
+            state["stuck"] = self.loop.call_later(2.0, stuck)
+
+        timer = self.loop.call_later(timeout, expire)
+        try:
+            return await awaitable
+        except BaseException as exc:
+            error = self.classify(exc, warm, state["terminated"])
+            if error["kind"] in {"timeout", "memory", "internal"}:
+                warm.dead = True
+            raise CallFailed(error) from None
+        finally:
+            timer.cancel()
+            if "stuck" in state:
+                state["stuck"].cancel()
+
+    def classify(self, exc: BaseException, warm: Warm, terminated: bool) -> dict[str, Any]:
+        slug = warm.spec.slug
+        if terminated:
+            return {"kind": "timeout", "message": "time limit exceeded"}
+        text = str(exc)
+        if isinstance(exc, jsrun.RuntimeTerminated):
+            if "heap" in text.lower():
+                return {"kind": "memory", "message": f"heap limit of {warm.spec.memory_mb} MiB exceeded"}
+            return {"kind": "internal", "message": "runtime terminated"}
+        if isinstance(exc, jsrun.JavaScriptError):
+            name = exc.name or ""
+            message = exc.message if exc.message is not None else text
+            if name == "" and "Uncaught null" in text:
+                # V8 terminated execution without us asking: the heap limit was hit.
+                return {"kind": "memory", "message": f"heap limit of {warm.spec.memory_mb} MiB exceeded"}
+            if name == "RangeError" and ("allocation failed" in message or "Invalid string length" in message):
+                return {"kind": "memory", "message": f"memory limit exceeded ({message})"}
+            if name == "__HookNotFound":
+                return {"kind": "hook_not_found", "message": message}
+            if name == "__PluginResultTooLarge":
+                return {"kind": "too_large", "message": message}
+            line = column = None
+            for frame in exc.frames or []:
+                if frame.get("file_name") == SCRIPT_NAME:
+                    line, column = frame.get("line_number"), frame.get("column_number")
+                    break
+            stack = (exc.stack or "").replace(SCRIPT_NAME, f"{slug}.js").replace("<eval>", "<plugins_app>")
+            return {
+                "kind": "script",
+                "name": name or "Error",
+                "message": message,
+                "stack": stack[:8000],
+                "line": line,
+                "column": column,
+            }
+        if isinstance(exc, RuntimeError) and "serializ" in text.lower():
+            return {"kind": "too_large", "message": text[:500]}
+        return {"kind": "internal", "message": f"{type(exc).__name__}: {text[:500]}"}
+
+    def limit_data(self, limit: int) -> None:
+        ceiling = int(self.options["data_limit_mb"]) * MIB
+        limit = min(limit, ceiling)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, ceiling))
+
+    # -- warm runtime bookkeeping ------------------------------------------------------
+    def forget_other_versions(self, spec: Spec) -> None:
+        for key, warm in list(self.warm.items()):
+            if warm.spec.slug == spec.slug and key != spec.key:
+                self.discard(key)
+        for key, other in list(self.specs.items()):
+            if other.slug == spec.slug and key != spec.key:
+                del self.specs[key]
+
+    def enforce_warm_bound(self) -> None:
+        limit = int(self.options["warm_runtimes"])
+        while len(self.warm) > limit:
+            oldest = next(iter(self.warm))
+            self.discard(oldest)
+
+    def next_idle_deadline(self) -> float | None:
+        if not self.warm:
+            return None
+        idle = float(self.options["idle_seconds"])
+        return min(w.last_used for w in self.warm.values()) + idle
+
+    def close_idle(self) -> None:
+        idle = float(self.options["idle_seconds"])
+        now = time.monotonic()
+        for key, warm in list(self.warm.items()):
+            if now - warm.last_used >= idle:
+                self.discard(key)
+
+    def discard(self, key: str) -> None:
+        warm = self.warm.pop(key, None)
+        if warm is not None:
+            self.close_warm(warm)
+
+    def close_warm(self, warm: Warm) -> None:
+        try:
+            warm.runtime.close()
+        except BaseException:
+            pass  # closing a terminated runtime may raise; its thread is stopped either way
+        # Handles are dropped only after close(): a finalizer on a closed runtime returns
+        # at once, one on a busy open runtime would block this thread.
+        warm.handles.clear()
+        warm.dispatcher = None
+
+
+def current_data_bytes() -> int:
+    with open("/proc/self/statm", "rb") as fh:
+        return int(fh.read().split()[5]) * PAGE_SIZE
+
+
+def limit_resources(data_limit_mb: int) -> None:
+    limit = data_limit_mb * MIB
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def main() -> None:
+    options = json.loads(sys.argv[1])
+    limit_resources(int(options["data_limit_mb"]))
+    Worker(options).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Validation of a plugin before it is saved: sizes, limits, and a trial load in a sandbox."""
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+
+from . import conf
+from .exceptions import PluginError, PluginScriptError, PluginTimeout
+from .host_api import HostContext
+from .sandbox import pool
+
+if TYPE_CHECKING:
+    from .models import Plugin
+
+
+def _check_limits(plugin: Plugin, errors: dict[str, list[str]]) -> None:
+    low, high = conf.get("MIN_MEMORY_MB"), conf.get("MAX_MEMORY_MB")
+    if plugin.memory_limit_mb is None or not low <= plugin.memory_limit_mb <= high:
+        errors.setdefault("memory_limit_mb", []).append(f"Must be between {low} and {high} MiB.")
+    low, high = conf.get("MIN_TIMEOUT_MS"), conf.get("MAX_TIMEOUT_MS")
+    if plugin.timeout_ms is None or not low <= plugin.timeout_ms <= high:
+        errors.setdefault("timeout_ms", []).append(f"Must be between {low} and {high} ms.")
+
+
+def _check_config(plugin: Plugin, errors: dict[str, list[str]]) -> str | None:
+    if not isinstance(plugin.config, dict):
+        errors.setdefault("config", []).append("Must be a JSON object, like {\"key\": \"value\"}.")
+        return None
+    text = json.dumps(plugin.config, ensure_ascii=False)
+    if len(text.encode("utf-8")) > conf.get("MAX_CONFIG_BYTES"):
+        errors.setdefault("config", []).append(f"Must be at most {conf.get('MAX_CONFIG_BYTES')} bytes of JSON.")
+        return None
+    return text
+
+
+def _check_source(plugin: Plugin, errors: dict[str, list[str]]) -> bool:
+    source = plugin.source or ""
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if not source.strip():
+        errors.setdefault("source", []).append("The source is empty.")
+        return False
+    if size > conf.get("MAX_SOURCE_BYTES"):
+        errors.setdefault("source", []).append(
+            f"The source is {size} bytes; the limit is {conf.get('MAX_SOURCE_BYTES')} bytes."
+        )
+        return False
+    if "\x00" in source:
+        errors.setdefault("source", []).append("The source contains a NUL character.")
+        return False
+    return True
+
+
+def load_error_message(exc: PluginError) -> str:
+    """Human message for a failed trial load, with line and column where known."""
+    if isinstance(exc, PluginScriptError):
+        where = f" (line {exc.line}, column {exc.column})" if exc.line else ""
+        return f"{exc.name}: {exc.js_message}{where}"
+    if isinstance(exc, PluginTimeout):
+        return "Loading the source took longer than the plugin's time limit."
+    return exc.message
+
+
+def validate_plugin(plugin: Plugin) -> None:
+    """Raise ``ValidationError`` (keyed by field) unless ``plugin`` may be saved.
+
+    On success sets ``plugin.hooks`` to the hooks the source defines.
+    """
+    errors: dict[str, list[str]] = {}
+    _check_limits(plugin, errors)
+    config_json = _check_config(plugin, errors)
+    source_ok = _check_source(plugin, errors)
+    if errors or not source_ok or config_json is None:
+        raise ValidationError(errors)
+
+    spec = {
+        "key": f"validate:{plugin.slug}",
+        "slug": plugin.slug or "plugin",
+        "source": plugin.source,
+        "config": config_json,
+        "memory_mb": plugin.memory_limit_mb,
+    }
+    try:
+        text = pool.inspect(spec, plugin.timeout_ms / 1000.0, HostContext(plugin.slug or "plugin").handle)
+    except PluginError as exc:
+        raise ValidationError({"source": [load_error_message(exc)]}) from None
+    result = json.loads(text)
+    if "error" in result:
+        message = str(result["error"])
+        raise ValidationError({"source": [message[:1].upper() + message[1:] + "."]})
+    hooks = [h for h in result.get("hooks", []) if isinstance(h, str)]
+    if not hooks:
+        raise ValidationError({"source": ["The `plugin` object defines no functions (hooks)."]})
+    plugin.hooks = hooks
+    plugin._validated_fingerprint = plugin.compute_fingerprint()  # type: ignore[attr-defined]

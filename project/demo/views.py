@@ -1,0 +1,22 @@
+"""Demo site views: each one calls plugin hooks in its request handler."""
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from plugins_app import hooks
+from plugins_app.exceptions import PluginError
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """Greets the visitor through the greeter plugin; a failing plugin degrades, not breaks."""
+    name = request.GET.get("name", "").strip()[:100] or "World"
+    greeting: str | None = None
+    error: str | None = None
+    logs: list = []
+    try:
+        result = hooks.run("greeter", "greet", name)
+        greeting, logs = result.value, result.logs
+    except PluginError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return render(request, "demo/home.html", {"name": name, "greeting": greeting, "error": error, "logs": logs})
