@@ -2,72 +2,145 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from . import hooks
-from .exceptions import PluginError
+from .exceptions import PluginError, PluginScriptError
 from .forms import PluginForm, TryHookForm
 from .models import Plugin
+
+FieldsetSpec = tuple[str | None, dict[str, Any]]
+
+MAIN_FIELDSET: FieldsetSpec = (None, {"fields": ("name", "slug", "description", "enabled")})
+LIMITS_FIELDSET: FieldsetSpec = ("Limits", {"fields": ("memory_limit_mb", "timeout_ms")})
+HISTORY_FIELDSET: FieldsetSpec = (
+    "History",
+    {"classes": ("collapse",), "fields": ("version", "created_at", "created_by", "updated_at", "updated_by")},
+)
 
 
 @admin.register(Plugin)
 class PluginAdmin(admin.ModelAdmin):
     form = PluginForm
-    list_display = ("name", "slug", "enabled", "hook_list", "version", "memory_limit_mb", "timeout_ms", "updated_at")
+    list_display = ("name", "slug", "enabled", "hook_list", "version", "limits", "updated_at")
     list_display_links = ("name", "slug")
     list_filter = ("enabled",)
     search_fields = ("slug", "name", "description")
-    readonly_fields = ("hook_list", "version", "created_at", "updated_at", "created_by", "updated_by", "try_link")
+    readonly_fields = (
+        "hook_list",
+        "version",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+        "try_link",
+        "source_code",
+        "config_json",
+    )
     prepopulated_fields = {"slug": ("name",)}
     actions = ("enable_plugins", "disable_plugins")
-    fieldsets = (
-        (None, {"fields": ("name", "slug", "description", "enabled")}),
-        ("Code", {"fields": ("source", "hook_list", "try_link")}),
-        ("Limits", {"fields": ("memory_limit_mb", "timeout_ms")}),
-        ("Configuration", {"fields": ("config",)}),
-        ("History", {"classes": ("collapse",), "fields": ("version", "created_at", "created_by", "updated_at", "updated_by")}),
-    )
 
+    def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:
+        if obj is None:
+            # Hooks, version and history only exist once the plugin is saved.
+            return [
+                MAIN_FIELDSET,
+                ("Code", {"fields": ("source",)}),
+                LIMITS_FIELDSET,
+                ("Configuration", {"fields": ("config",)}),
+            ]
+        if self.has_change_permission(request, obj):
+            code: Sequence[str] = ("source", "hook_list", "try_link")
+            config = "config"
+        else:
+            # Read-only: show code and JSON verbatim, and no link to a page that would refuse.
+            code = ("source_code", "hook_list")
+            config = "config_json"
+        return [
+            MAIN_FIELDSET,
+            ("Code", {"fields": code}),
+            LIMITS_FIELDSET,
+            ("Configuration", {"fields": (config,)}),
+            HISTORY_FIELDSET,
+        ]
+
+    # -- read-only displays ------------------------------------------------------------------
     @admin.display(description="hooks")
     def hook_list(self, obj: Plugin) -> str:
         return ", ".join(obj.hooks or []) or "—"
 
+    @admin.display(description="limits")
+    def limits(self, obj: Plugin) -> str:
+        return f"{obj.memory_limit_mb} MiB, {obj.timeout_ms} ms"
+
     @admin.display(description="try it")
     def try_link(self, obj: Plugin) -> str:
-        if not obj.pk:
-            return "Save the plugin first."
-        url = reverse("admin:plugins_app_plugin_try", args=[obj.pk])
+        url = reverse("admin:plugins_app_plugin_try", args=[obj.pk], current_app=self.admin_site.name)
         return format_html('<a class="button" href="{}">Call a hook…</a>', url)
 
+    @admin.display(description="source")
+    def source_code(self, obj: Plugin) -> str:
+        return format_html('<pre class="plugin-source">{}</pre>', obj.source)
+
+    @admin.display(description="configuration")
+    def config_json(self, obj: Plugin) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(obj.config, indent=2, ensure_ascii=False))
+
+    # -- saving --------------------------------------------------------------------------------
     def save_model(self, request: HttpRequest, obj: Plugin, form: forms.ModelForm, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         obj.updated_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+        self.message_user(
+            request, f"{obj}: version {obj.version}, hooks: {self.hook_list(obj)}.", messages.INFO
+        )
 
-    # -- actions -----------------------------------------------------------------------
+    # -- actions -------------------------------------------------------------------------------
     @admin.action(description="Enable selected plugins", permissions=["change"])
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        count = queryset.update(enabled=True)
-        self.message_user(request, f"Enabled {count} plugin(s).", messages.SUCCESS)
+        self._set_enabled(request, queryset, enabled=True)
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
     def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        count = queryset.update(enabled=False)
-        self.message_user(request, f"Disabled {count} plugin(s).", messages.SUCCESS)
+        self._set_enabled(request, queryset, enabled=False)
 
-    # -- "try a hook" page -----------------------------------------------------------------
-    def get_urls(self) -> list[Any]:
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Plugin], *, enabled: bool) -> None:
+        """Switch the selected plugins, recording who did it in each one's history.
+
+        ``update()`` skips ``Plugin.save()``: the source is unchanged, so there is
+        nothing to validate again, and the version (which tracks code) stays the same.
+        """
+        verb = "Enabled" if enabled else "Disabled"
+        field_label = str(capfirst(Plugin._meta.get_field("enabled").verbose_name))
+        with transaction.atomic():
+            changing = list(queryset.exclude(enabled=enabled))
+            Plugin.objects.filter(pk__in=[p.pk for p in changing]).update(
+                enabled=enabled, updated_at=timezone.now(), updated_by=request.user
+            )
+            for plugin in changing:
+                self.log_change(request, plugin, [{"changed": {"fields": [field_label]}}])
+        unchanged = queryset.count() - len(changing)
+        text = f"{verb} {len(changing)} plugin(s)."
+        if unchanged:
+            text += f" {unchanged} already {verb.lower()}."
+        self.message_user(request, text, messages.SUCCESS if changing else messages.WARNING)
+
+    # -- "try a hook" page ------------------------------------------------------------------------
+    def get_urls(self) -> list[URLPattern]:
         extra = [
             path(
                 "<path:object_id>/try/",
@@ -78,7 +151,10 @@ class PluginAdmin(admin.ModelAdmin):
         return extra + super().get_urls()
 
     def try_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plugin = get_object_or_404(Plugin, pk=object_id)
+        request.current_app = self.admin_site.name
+        plugin = self.get_object(request, object_id)
+        if plugin is None:
+            raise Http404(f"No plugin with ID {object_id!r}.")
         # Calling runs plugin code with the site's data: it needs the change permission.
         if not self.has_change_permission(request, plugin):
             raise PermissionDenied
@@ -90,11 +166,11 @@ class PluginAdmin(admin.ModelAdmin):
                 result = hooks.run(plugin.slug, form.cleaned_data["hook"], *form.cleaned_data["args"], require_enabled=False)
             except PluginError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-                if getattr(exc, "stack", None):
-                    error += "\n\n" + exc.stack  # type: ignore[attr-defined]
+                if isinstance(exc, PluginScriptError) and exc.stack:
+                    error += "\n\n" + exc.stack
         context = {
             **self.admin_site.each_context(request),
-            "opts": self.model._meta,
+            "opts": self.opts,
             "original": plugin,
             "plugin": plugin,
             "form": form,

@@ -61,6 +61,10 @@ class _RssExceeded(Exception):
     pass
 
 
+class _DiedBeforeStart(Exception):
+    pass
+
+
 class WorkerProcess:
     """One sandbox process and the pipes to it. Used by one thread at a time."""
 
@@ -85,7 +89,7 @@ class WorkerProcess:
         self.reader = protocol.FrameReader(self.proc.stdout.fileno())
         deadline = time.monotonic() + float(options["start_timeout"])
         try:
-            hello = self.recv(deadline)
+            hello = self.recv(deadline, watch_rss=False)
         except Exception:
             self.kill()
             raise
@@ -113,7 +117,7 @@ class WorkerProcess:
         except (BrokenPipeError, OSError) as exc:
             raise protocol.ProtocolError(f"worker pipe closed: {exc}") from None
 
-    def recv(self, deadline: float) -> dict[str, Any]:
+    def recv(self, deadline: float, *, watch_rss: bool = True) -> dict[str, Any]:
         """Next message from the worker; watches the deadline and the RSS cap meanwhile."""
         while True:
             message = self.reader.pop()
@@ -129,7 +133,7 @@ class WorkerProcess:
             rss = self.rss()
             if not self.rss_at_first_poll:
                 self.rss_at_first_poll = rss
-            if self.rss_limit and rss > self.rss_limit:
+            if watch_rss and self.rss_limit and rss > self.rss_limit:
                 raise _RssExceeded()
 
     def kill(self) -> None:
@@ -191,6 +195,12 @@ class SandboxPool:
             while True:
                 if self._closed:
                     raise PluginCrashed("the sandbox pool is shut down")
+                dead = [w for w in self._idle if not w.alive()]
+                for worker in dead:
+                    # Died while idle (OOM killer, an operator's kill): replace it quietly.
+                    self._idle.remove(worker)
+                    self._count -= 1
+                    worker.kill()
                 if self._idle:
                     for index in range(len(self._idle) - 1, -1, -1):
                         if prefer_key in self._idle[index].warm:
@@ -311,16 +321,36 @@ def _converse(
     spec_loader: Callable[[], dict[str, Any]],
     host: HostHandler,
 ) -> str:
+    try:
+        return _converse_once(slug, key, message, timeout, memory_mb, spec_loader, host)
+    except _DiedBeforeStart:
+        # The worker was dead before it read the request (killed while idle, and not
+        # yet reaped when checked out). Nothing of the call ran: retry once, fresh.
+        return _converse_once(slug, key, message, timeout, memory_mb, spec_loader, host, retry=False)
+
+
+def _converse_once(
+    slug: str,
+    key: str | None,
+    message: dict[str, Any],
+    timeout: float,
+    memory_mb: int,
+    spec_loader: Callable[[], dict[str, Any]],
+    host: HostHandler,
+    retry: bool = True,
+) -> str:
     grace = conf.get("SUPERVISOR_GRACE_MS") / 1000.0
     pool = get_pool()
     worker = pool.checkout(key, conf.get("CHECKOUT_TIMEOUT_SECONDS"))
     healthy = False
     worker.rss_at_first_poll = 0
+    progressed = False
     try:
         worker.send(message)
         deadline = time.monotonic() + timeout + grace
         while True:
             reply = worker.recv(deadline)
+            progressed = True
             op = reply.get("op")
             if op == "host":
                 answer = host(str(reply.get("name")), str(reply.get("args")))
@@ -351,6 +381,8 @@ def _converse(
     except protocol.ProtocolError as exc:
         worker.kill()
         code = worker.proc.returncode
+        if retry and not progressed and code is not None and code < 0:
+            raise _DiedBeforeStart() from None
         if code == EXIT_STUCK:
             raise PluginTimeout(f"plugin {slug!r} exceeded its time limit and was killed", slug=slug) from None
         logger.warning("sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code)
