@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 
 from . import conf
 from .exceptions import HookNotFound, PluginDataError, PluginDisabled, PluginNotFound
@@ -116,9 +117,23 @@ def call(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:
     return run(slug, hook, *args, timeout=timeout).value
 
 
+def _run_in_executor_thread(*args: Any, **kwargs: Any) -> CallResult:
+    try:
+        return run(*args, **kwargs)
+    finally:
+        # Executor threads are not request threads: nothing else would ever close (or
+        # recycle, per CONN_MAX_AGE) the connection this thread opened for host calls.
+        close_old_connections()
+
+
 async def arun(slug: str, hook: str, *args: Any, timeout: float | None = None, require_enabled: bool = True) -> CallResult:
-    """Async twin of :func:`run` for ASGI views; the call runs in a worker thread."""
-    return await sync_to_async(run, thread_sensitive=False)(
+    """Async twin of :func:`run` for ASGI views.
+
+    The call runs in a thread of the default executor (not Django's single
+    thread-sensitive thread), so slow plugins do not serialize an ASGI site; host calls
+    therefore use that thread's own database connection, outside any caller transaction.
+    """
+    return await sync_to_async(_run_in_executor_thread, thread_sensitive=False)(
         slug, hook, *args, timeout=timeout, require_enabled=require_enabled
     )
 

@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from plugins_app import hooks
 from plugins_app.exceptions import PluginCrashed, PluginMemoryError, PluginScriptError, PluginTimeout
@@ -169,12 +170,20 @@ def test_many_threads_calling_with_host_calls(make_plugin):
         "const plugin = { hi(n) { log('hello', n); return { n, text: `hi ${n}` }; } };", slug="threads", timeout_ms=5000
     )
 
-    def one(i: int) -> bool:
-        result = hooks.run("threads", "hi", i)
-        return result.value == {"n": i, "text": f"hi {i}"} and [l.message for l in result.logs] == [f"hello {i}"]
+    def batch(thread: int) -> list[bool]:
+        try:
+            outcomes = []
+            for i in range(thread * 100, thread * 100 + 100):
+                result = hooks.run("threads", "hi", i)
+                outcomes.append(
+                    result.value == {"n": i, "text": f"hi {i}"} and [line.message for line in result.logs] == [f"hello {i}"]
+                )
+            return outcomes
+        finally:
+            connection.close()
 
     with ThreadPoolExecutor(max_workers=8) as executor:
-        outcomes = list(executor.map(one, range(800)))
+        outcomes = [ok for chunk in executor.map(batch, range(8)) for ok in chunk]
     assert outcomes.count(True) == 800
 
 

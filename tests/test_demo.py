@@ -1,0 +1,51 @@
+"""The demo site calls the greeter in its request handler, also under a threaded server."""
+from __future__ import annotations
+
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from plugins_app.models import Plugin
+
+
+@pytest.mark.django_db
+def test_home_page_greets_through_the_plugin(client, greeter):
+    response = client.get(reverse("demo:home"), {"name": "Ada <b>"})
+    assert response.status_code == 200
+    assert "Hello, Ada &lt;b&gt;! App version: 1.0.0" in response.content.decode()
+    assert "Greeting Ada &lt;b&gt;" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_home_page_degrades_when_the_plugin_fails(client, greeter):
+    greeter.enabled = False
+    greeter.save()
+    response = client.get(reverse("demo:home"))
+    assert response.status_code == 200
+    assert "PluginDisabled" in response.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threaded_wsgi_server_serves_concurrent_requests(live_server):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    assert Plugin.objects.get(slug="greeter").enabled
+
+    def fetch(i: int) -> str:
+        url = f"{live_server.url}/?name=user{i}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        pages = list(executor.map(fetch, range(40)))
+    for i, page in enumerate(pages):
+        assert f"Hello, user{i}! App version: 1.0.0" in page
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent():
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    assert Plugin.objects.filter(slug="greeter", enabled=True).count() == 1
