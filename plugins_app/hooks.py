@@ -109,7 +109,11 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
     limit = conf.get("MAX_RESULT_BYTES")
     if len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
         raise PluginDataError(f"plugin {slug!r} returned a result over {limit} bytes", slug=slug)
-    return CallResult(slug, hook, json.loads(text), row["version"], duration, context.logs)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise PluginDataError(f"plugin {slug!r} returned something that is not JSON", slug=slug) from None
+    return CallResult(slug, hook, value, row["version"], duration, context.logs)
 
 
 def call(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:

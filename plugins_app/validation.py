@@ -85,7 +85,12 @@ def validate_plugin(plugin: Plugin) -> None:
         text = pool.inspect(spec, plugin.timeout_ms / 1000.0, HostContext(plugin.slug or "plugin").handle)
     except PluginError as exc:
         raise ValidationError({"source": [load_error_message(exc)]}) from None
-    result = json.loads(text)
+    try:
+        result = json.loads(text)
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
+        raise ValidationError({"source": ["The source could not be inspected (it replaces JSON built-ins?)."]})
     if "error" in result:
         message = str(result["error"])
         raise ValidationError({"source": [message[:1].upper() + message[1:] + "."]})

@@ -241,3 +241,31 @@ def test_log_lines_are_capped(make_plugin, settings):
     assert result.value == 1
     assert len(result.logs) == 3
     assert all(len(line.message) <= 11 for line in result.logs)
+
+
+def test_plugin_replacing_builtins_breaks_only_itself(make_plugin, bystander):
+    make_plugin(
+        """
+        const plugin = {
+          ok() { return "fine"; },
+          sabotage() {
+            JSON.stringify = () => "not json {";
+            JSON.parse = () => { throw new Error("hijacked"); };
+            Promise.prototype.then = function () { return 42; };
+            return "done";
+          },
+          async later() { return "later"; },
+        };
+        """,
+        slug="saboteur",
+    )
+    assert hooks.call("saboteur", "sabotage") == "done"
+    assert hooks.call("saboteur", "ok") == "fine"
+    assert hooks.call("saboteur", "later") == "later"
+    assert hooks.call("bystander", "hi", 1) == "hi 1"
+
+
+def test_huge_log_argument_is_refused_inside_js(make_plugin, settings):
+    settings.PLUGINS_APP = {"MAX_ARGS_BYTES": 10_000}
+    make_plugin("const plugin = { big() { try { log('x'.repeat(100000)); } catch (e) { return e.name + ': ' + e.message; } } };")
+    assert hooks.call("p", "big") == "RangeError: host call arguments are too large"

@@ -174,6 +174,7 @@ def _options() -> dict[str, Any]:
         "warm_runtimes": conf.get("WARM_RUNTIMES_PER_WORKER"),
         "idle_seconds": conf.get("RUNTIME_IDLE_SECONDS"),
         "max_result_bytes": conf.get("MAX_RESULT_BYTES"),
+        "max_host_args_chars": conf.get("MAX_ARGS_BYTES"),
         "start_timeout": conf.get("WORKER_START_TIMEOUT_SECONDS"),
     }
 

@@ -86,31 +86,31 @@ BOOTSTRAP_JS = r"""
     warn: makeLog("warning"), error: makeLog("error"),
   }));
   constant("config", deepFreeze(parse(__CONFIG__)));
-})();
-"""
 
-# Evaluated after the plugin's code; returns the one function handle we call through.
-# Arguments arrive as JSON text and results leave as JSON text: data, never source.
-DISPATCHER_JS = r"""
-((stringify, parse, apply, maxChars) => {
-  const p = (typeof plugin === "undefined") ? undefined : plugin;
+  // The dispatcher we call hooks through. Built here, from intrinsics captured before the
+  // plugin's code runs, so a plugin that replaces JSON or Promise methods breaks only
+  // itself. `plugin` is looked up at call time in the shared global lexical scope.
+  const apply = Reflect.apply, resolve = Promise.resolve.bind(Promise), then = Promise.prototype.then;
+  const maxChars = __MAX_CHARS__;
   const fail = (name, message) => { const e = new Error(message); e.name = name; throw e; };
   const out = (v) => {
     const s = stringify(v === undefined ? null : v);
     const text = s === undefined ? "null" : s;
+    if (typeof text !== "string") fail("TypeError", "result is not serializable");
     if (text.length > maxChars) fail("__PluginResultTooLarge", "result of " + text.length + " characters");
     return text;
   };
   return (hook, argsJson) => {
+    const p = (typeof plugin === "undefined") ? undefined : plugin;
     const fn = (p === null || p === undefined) ? undefined : p[hook];
     if (typeof fn !== "function") fail("__HookNotFound", "plugin defines no hook " + stringify(hook));
     const r = apply(fn, p, parse(argsJson));
     if (r !== null && typeof r === "object" && typeof r.then === "function") {
-      return Promise.resolve(r).then(out);
+      return apply(then, resolve(r), [out]);
     }
     return out(r);
   };
-})(JSON.stringify, JSON.parse, Reflect.apply, __MAX_CHARS__)
+})();
 """
 
 # Lists the functions of the plugin object (own and inherited, as class methods are).
@@ -178,6 +178,8 @@ class Worker:
 
     def host(self, name: str, args_json: str) -> str:
         """Bound into every runtime; runs on the runtime's thread during a call."""
+        if len(args_json) > int(self.options["max_host_args_chars"]):
+            return json.dumps({"error": {"name": "RangeError", "message": "host call arguments are too large"}})
         with self.host_lock:
             self.send({"op": "host", "name": str(name), "args": str(args_json)})
             reply = self.reader.read_blocking()
@@ -255,7 +257,6 @@ class Worker:
         warm = self.warm.get(key)
         if warm is None:
             warm = await self.load(spec, timeout)
-            await self.make_dispatcher(warm)
             self.forget_other_versions(spec)
             self.warm[key] = warm
             self.send({"op": "loaded"})
@@ -294,21 +295,16 @@ class Worker:
         warm = Warm(spec=spec, runtime=runtime)
         try:
             runtime.bind_function("__plugins_host", self.host)
-            runtime.eval(BOOTSTRAP_JS.replace("__CONFIG__", json.dumps(spec.config_json)))
+            bootstrap = BOOTSTRAP_JS.replace("__CONFIG__", json.dumps(spec.config_json)).replace(
+                "__MAX_CHARS__", str(int(self.options["max_result_bytes"]))
+            )
+            warm.dispatcher = runtime.eval(bootstrap)
             result = await self.run(warm, runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
         except BaseException:
             self.close_warm(warm)
             raise
         return warm
-
-    async def make_dispatcher(self, warm: Warm) -> None:
-        source = DISPATCHER_JS.replace("__MAX_CHARS__", str(int(self.options["max_result_bytes"])))
-        try:
-            warm.dispatcher = warm.runtime.eval(source)
-        except BaseException as exc:
-            self.close_warm(warm)
-            raise CallFailed(self.classify(exc, warm, terminated=False)) from None
 
     async def run(self, warm: Warm, awaitable: Any, timeout: float) -> Any:
         """Await ``awaitable`` (a jsrun future); terminate the runtime at ``timeout``."""

@@ -301,7 +301,8 @@ class Walkthrough:
         page.select_option("#id_user_permissions_from", label="Plugins | plugin | Can view plugin")
         page.click("#id_user_permissions_add")
         self.submit(page, "input[name=_save]")
-        check(page.url.endswith("/admin/auth/user/"), f"saving {VIEWER_USER} failed: {page.url}")
+        saved = "/admin/auth/user/" in page.url and "/change/" not in page.url
+        check(saved, f"saving {VIEWER_USER} failed: {page.url} {self.messages(page)}")
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> bool:
