@@ -145,7 +145,7 @@ class Walkthrough:
         page.goto(try_url)
         page.select_option("#id_hook", hook)
         page.fill("#id_args", args)
-        return self.submit(page, "#try_form input[type=submit]")
+        return self.submit(page, "#content-main form input[type=submit]")
 
     def open_try_page(self, page: Page, slug: str) -> str:
         page.goto(self.url(f"/admin/plugins_app/plugin/?q={slug}"))
@@ -229,8 +229,8 @@ class Walkthrough:
     def flow_try_errors(self, page: Page) -> None:
         try_url = self.open_try_page(page, self.slug)
         cases = [
-            ("bad_json", "echo", "[1,", ".field-args .errorlist", "Not valid JSON"),
-            ("not_array", "echo", '{"a": 1}', ".field-args .errorlist", "JSON array"),
+            ("bad_json", "echo", "[1,", "#content-main .errorlist", "Not valid JSON"),
+            ("not_array", "echo", '{"a": 1}', "#content-main .errorlist", "JSON array"),
             ("throws", "boom", "[]", "#plugin-error", "kaboom"),
             ("endless_loop", "loop", "[]", "#plugin-error", "time limit"),
         ]
@@ -241,6 +241,9 @@ class Walkthrough:
             self.shot(page, f"05_try_{label}")
         self.call_hook(page, try_url, "echo", "")
         expect(page.locator("#plugin-result")).to_contain_text("[]")
+        for bad_id in ("not-a-number", "999999999"):
+            response = page.goto(self.url(f"/admin/plugins_app/plugin/{bad_id}/try/"))
+            check(response is not None and response.status == 404, f"try page of {bad_id!r}: {response and response.status}")
 
     def flow_view_only(self, page: Page) -> None:
         self.ensure_viewer(page)
