@@ -84,7 +84,7 @@ class PluginAdmin(admin.ModelAdmin):
 
     @admin.display(description="limits")
     def limits(self, obj: Plugin) -> str:
-        return f"{obj.memory_limit_mb} MiB, {obj.timeout_ms} ms"
+        return f"{obj.memory_limit_mb}\u00a0MiB, {obj.timeout_ms}\u00a0ms"  # no break inside a value
 
     @admin.display(description="try it")
     def try_link(self, obj: Plugin) -> str:

@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 class PluginsAppConfig(AppConfig):
     name = "plugins_app"
-    verbose_name = "Plugins"
+    verbose_name = "JavaScript plugins"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:

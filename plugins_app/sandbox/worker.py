@@ -360,7 +360,11 @@ class Worker:
                 if frame.get("file_name") == SCRIPT_NAME:
                     line, column = frame.get("line_number"), frame.get("column_number")
                     break
-            stack = (exc.stack or "").replace(SCRIPT_NAME, f"{slug}.js").replace("<eval>", "<plugins_app>")
+            stack = "\n".join(
+                line.replace(SCRIPT_NAME, f"{slug}.js")
+                for line in (exc.stack or "").splitlines()
+                if "<eval>" not in line  # frames of our own dispatcher, not the plugin's
+            )
             return {
                 "kind": "script",
                 "name": name or "Error",
