@@ -24,9 +24,6 @@ from .sandbox import pool
 
 __all__ = ["CallResult", "acall", "arun", "call", "run"]
 
-_LOOKUP_FIELDS = ("pk", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb")
-
-
 @dataclass
 class CallResult:
     """What one hook call produced: its value, the plugin's log lines and timing."""
@@ -67,40 +64,39 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
     """
     from .models import Plugin
 
-    row = Plugin.objects.filter(slug=slug).values(*_LOOKUP_FIELDS).first()
+    row = Plugin.objects.dispatch_row(slug)
     if row is None:
         raise PluginNotFound(f"no plugin {slug!r} is installed", slug=slug)
-    if require_enabled and not row["enabled"]:
+    if require_enabled and not row.enabled:
         raise PluginDisabled(f"plugin {slug!r} is disabled", slug=slug)
-    if hook not in (row["hooks"] or ()):
+    if hook not in row.hooks:
         raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
     args_json = _encode_args(slug, args)
-    seconds = _effective_timeout(row["timeout_ms"], timeout)
+    seconds = _effective_timeout(row.timeout_ms, timeout)
     context = HostContext(slug)
 
     def load_spec() -> dict[str, Any]:
-        plugin = Plugin.objects.filter(pk=row["pk"]).values("source", "config", "fingerprint").first()
-        if plugin is None or plugin["fingerprint"] != row["fingerprint"]:
+        plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()
+        if plugin is None or plugin["fingerprint"] != row.fingerprint:
             # Changed or deleted mid-call; the next call sees the new version.
             raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
         return {
-            "key": key,
+            "key": row.runtime_key,
             "slug": slug,
             "source": plugin["source"],
             "config": json.dumps(plugin["config"], ensure_ascii=False),
-            "memory_mb": row["memory_limit_mb"],
+            "memory_mb": row.memory_limit_mb,
         }
 
-    key = f"{slug}@{row['version']}:{row['fingerprint'][:16]}"
     started = time.perf_counter()
     text = pool.invoke(
         pool.Invocation(
             slug=slug,
-            key=key,
+            key=row.runtime_key,
             hook=hook,
             args_json=args_json,
             timeout=seconds,
-            memory_mb=row["memory_limit_mb"],
+            memory_mb=row.memory_limit_mb,
             spec_loader=load_spec,
             host=context.handle,
         )
@@ -113,7 +109,7 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
         value = json.loads(text)
     except ValueError:
         raise PluginDataError(f"plugin {slug!r} returned something that is not JSON", slug=slug) from None
-    return CallResult(slug, hook, value, row["version"], duration, context.logs)
+    return CallResult(slug, hook, value, row.version, duration, context.logs)
 
 
 def call(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
@@ -25,9 +27,60 @@ def default_config() -> dict[str, Any]:
     return {}
 
 
+def make_runtime_key(slug: str, version: int, fingerprint: str) -> str:
+    """Identifies one exact version of a plugin inside the sandbox's caches."""
+    return f"{slug}@{version}:{fingerprint[:16]}"
+
+
+@dataclass(frozen=True)
+class DispatchRow:
+    """The columns a hook call needs to decide whether and how to run a plugin."""
+
+    pk: int
+    slug: str
+    enabled: bool
+    hooks: tuple[str, ...]
+    version: int
+    fingerprint: str
+    timeout_ms: int
+    memory_limit_mb: int
+
+    @property
+    def runtime_key(self) -> str:
+        return make_runtime_key(self.slug, self.version, self.fingerprint)
+
+
+_DISPATCH_COLUMNS = ("id", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb")
+
+
+@cache
+def _dispatch_sql(alias: str, table: str) -> str:
+    quote = connections[alias].ops.quote_name
+    columns = ", ".join(quote(c) for c in _DISPATCH_COLUMNS)
+    return f"SELECT {columns} FROM {quote(table)} WHERE {quote('slug')} = %s"
+
+
 class PluginQuerySet(models.QuerySet["Plugin"]):
     def enabled(self) -> PluginQuerySet:
         return self.filter(enabled=True)
+
+    def dispatch_row(self, slug: str) -> DispatchRow | None:
+        """Fetch what a hook call needs about plugin ``slug`` in one plain statement.
+
+        This runs on every hook call, so it skips the ORM's query building, which cost
+        ~250 us per call here against ~30 us for the statement itself (bench/run.py).
+        """
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(_dispatch_sql(self.db, self.model._meta.db_table), [slug])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        pk, slug, enabled, hooks, version, fingerprint, timeout_ms, memory_limit_mb = row
+        if isinstance(hooks, str | bytes):  # JSON columns arrive as text on some backends
+            hooks = json.loads(hooks)
+        return DispatchRow(
+            pk, slug, bool(enabled), tuple(hooks or ()), version, fingerprint, timeout_ms, memory_limit_mb
+        )
 
 
 class Plugin(models.Model):
@@ -92,7 +145,7 @@ class Plugin(models.Model):
     @property
     def runtime_key(self) -> str:
         """Identifies this exact version inside the sandbox's caches."""
-        return f"{self.slug}@{self.version}:{self.fingerprint[:16]}"
+        return make_runtime_key(self.slug, self.version, self.fingerprint)
 
     # -- validation ------------------------------------------------------------------------
     def clean(self) -> None:

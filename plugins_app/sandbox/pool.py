@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -304,33 +305,29 @@ class Invocation:
 def invoke(inv: Invocation) -> str:
     """Run ``inv`` in a sandbox process; return the hook's result as JSON text."""
     message = {"op": "call", "key": inv.key, "hook": inv.hook, "args": inv.args_json, "timeout": inv.timeout}
-    return _converse(inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host)
+    return _retry_if_died_before_start(
+        partial(_converse, inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host)
+    )
 
 
 def inspect(spec: dict[str, Any], timeout: float, host: HostHandler) -> str:
     """Load ``spec`` in a fresh runtime and return the inspection JSON (hooks or error)."""
     message = {"op": "inspect", "spec": spec, "timeout": timeout}
-    return _converse(spec["slug"], None, message, timeout, int(spec["memory_mb"]), lambda: spec, host)
+    return _retry_if_died_before_start(
+        partial(_converse, spec["slug"], None, message, timeout, int(spec["memory_mb"]), lambda: spec, host)
+    )
 
 
-def _converse(
-    slug: str,
-    key: str | None,
-    message: dict[str, Any],
-    timeout: float,
-    memory_mb: int,
-    spec_loader: Callable[[], dict[str, Any]],
-    host: HostHandler,
-) -> str:
+def _retry_if_died_before_start(attempt: Callable[..., str]) -> str:
     try:
-        return _converse_once(slug, key, message, timeout, memory_mb, spec_loader, host)
+        return attempt()
     except _DiedBeforeStart:
         # The worker was dead before it read the request (killed while idle, and not
         # yet reaped when checked out). Nothing of the call ran: retry once, fresh.
-        return _converse_once(slug, key, message, timeout, memory_mb, spec_loader, host, retry=False)
+        return attempt(retry=False)
 
 
-def _converse_once(
+def _converse(
     slug: str,
     key: str | None,
     message: dict[str, Any],

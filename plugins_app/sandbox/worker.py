@@ -26,9 +26,9 @@ import os
 import resource
 import select
 import sys
-import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ import protocol  # type: ignore[import-not-found]  # sibling module, see pool.py
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SCRIPT_NAME = "<eval_async>"
+SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
 
 # Runs once in every new runtime, before the plugin's code. Captures the host bridge
 # in a closure and removes it from the global object, defines the plugin-facing
@@ -170,7 +171,6 @@ class Worker:
         self.warm: OrderedDict[str, Warm] = OrderedDict()
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.host_lock = threading.Lock()
 
     # -- I/O -----------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -180,9 +180,10 @@ class Worker:
         """Bound into every runtime; runs on the runtime's thread during a call."""
         if len(args_json) > int(self.options["max_host_args_chars"]):
             return json.dumps({"error": {"name": "RangeError", "message": "host call arguments are too large"}})
-        with self.host_lock:
-            self.send({"op": "host", "name": str(name), "args": str(args_json)})
-            reply = self.reader.read_blocking()
+        # Only one call runs per worker, and the main thread does not read while it
+        # waits for that call: this thread owns both pipes until the reply arrives.
+        self.send({"op": "host", "name": str(name), "args": str(args_json)})
+        reply = self.reader.read_blocking()
         if reply.get("op") != "host_result" or not isinstance(reply.get("reply"), str):
             os._exit(4)  # the supervisor broke protocol; it will restart us
         return reply["reply"]
@@ -222,7 +223,6 @@ class Worker:
                 self.send({"op": "result", "error": {"kind": "internal", "message": f"unknown op {op!r}"}})
         except CallFailed as exc:
             self.send({"op": "result", "error": exc.error, "warm": list(self.warm)})
-        self.enforce_warm_bound()
 
     def shutdown(self) -> None:
         for key in list(self.warm):
@@ -251,7 +251,7 @@ class Worker:
                 os._exit(4)
             spec = self.spec_from(reply["spec"])
             self.specs[key] = spec
-            while len(self.specs) > int(self.options.get("spec_cache", 64)):
+            while len(self.specs) > SPEC_CACHE_SIZE:
                 self.specs.popitem(last=False)
         self.specs.move_to_end(key)
         warm = self.warm.get(key)
@@ -261,13 +261,11 @@ class Worker:
             self.warm[key] = warm
             self.send({"op": "loaded"})
         self.warm.move_to_end(key)
-        # Heap limits do not cover ArrayBuffer/Wasm backing stores. One call runs at a
-        # time per process, so the process data limit can bound what this call may map.
-        self.limit_data(current_data_bytes() + 2 * spec.memory_mb * MIB + 64 * MIB)
+        self.enforce_warm_bound()
+        hook, args = str(message["hook"]), str(message["args"])
         try:
-            result = await self.run(warm, warm.dispatcher.call_async(str(message["hook"]), str(message["args"])), timeout)
+            result = await self.run(warm, lambda: warm.dispatcher.call_async(hook, args), timeout)
         finally:
-            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
             warm.last_used = time.monotonic()
             if warm.dead:
                 self.discard(key)
@@ -278,7 +276,7 @@ class Worker:
     async def inspect(self, spec: Spec, timeout: float) -> str:
         warm = await self.load(spec, timeout)
         try:
-            return await self.run(warm, warm.runtime.eval_async(INSPECT_JS), timeout)
+            return await self.run(warm, lambda: warm.runtime.eval_async(INSPECT_JS), timeout)
         finally:
             self.close_warm(warm)
 
@@ -299,15 +297,19 @@ class Worker:
                 "__MAX_CHARS__", str(int(self.options["max_result_bytes"]))
             )
             warm.dispatcher = runtime.eval(bootstrap)
-            result = await self.run(warm, runtime.eval_async(spec.source), timeout)
+            result = await self.run(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
         except BaseException:
             self.close_warm(warm)
             raise
         return warm
 
-    async def run(self, warm: Warm, awaitable: Any, timeout: float) -> Any:
-        """Await ``awaitable`` (a jsrun future); terminate the runtime at ``timeout``."""
+    async def run(self, warm: Warm, start: Callable[[], Any], timeout: float) -> Any:
+        """Start plugin code with ``start()`` (returns a jsrun awaitable) and await it.
+
+        Every piece of plugin code (load, inspection, hook call) runs through here, under
+        the time limit and the per-call data limit.
+        """
         state = {"terminated": False}
 
         def stuck() -> None:
@@ -321,15 +323,19 @@ class Worker:
             warm.runtime.terminate()
             state["stuck"] = self.loop.call_later(2.0, stuck)
 
+        # Heap limits do not cover ArrayBuffer/string backing stores. One plugin runs at
+        # a time per process, so the process data limit can bound what it may map.
+        self.limit_data(current_data_bytes() + 2 * warm.spec.memory_mb * MIB + 64 * MIB)
         timer = self.loop.call_later(timeout, expire)
         try:
-            return await awaitable
+            return await start()
         except BaseException as exc:
             error = self.classify(exc, warm, state["terminated"])
             if error["kind"] in {"timeout", "memory", "internal"}:
                 warm.dead = True
             raise CallFailed(error) from None
         finally:
+            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
             timer.cancel()
             if "stuck" in state:
                 state["stuck"].cancel()
