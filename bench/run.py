@@ -484,6 +484,9 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
+    except SystemExit as exc:  # argparse --help / usage errors
+        sys.stdout.flush()
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
     except BaseException:
         import traceback
 
