@@ -8,3 +8,6 @@ class PluginsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
+        from .exposure import autodiscover
+
+        autodiscover()

@@ -24,6 +24,15 @@ DEFAULTS: dict[str, Any] = {
     "MIN_TIMEOUT_MS": 10,
     "MAX_SOURCE_BYTES": 256 * 1024,
     "MAX_CONFIG_BYTES": 64 * 1024,
+    # Host API use per hook call (defaults of new plugins; operators change them per plugin).
+    "DEFAULT_MAX_HOST_CALLS": 200,
+    "DEFAULT_MAX_ROWS_READ": 1000,
+    "DEFAULT_MAX_ROWS_WRITTEN": 100,
+    "DEFAULT_MAX_HOST_RESULT_BYTES": 1 * MIB,
+    # Per-plugin storage quotas.
+    "STORAGE_MAX_KEY_CHARS": 200,
+    "STORAGE_MAX_VALUE_BYTES": 64 * 1024,
+    "STORAGE_MAX_TOTAL_BYTES": 1 * MIB,
     # Data crossing the sandbox boundary.
     "MAX_ARGS_BYTES": 1 * MIB,
     "MAX_RESULT_BYTES": 1 * MIB,

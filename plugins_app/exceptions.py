@@ -81,3 +81,11 @@ class PluginValidationError(PluginError):
         self.field = field
         self.line = line
         self.column = column
+
+
+class PluginPermissionDenied(PluginScriptError):
+    """The plugin made a host call it was not granted, and did not catch the error."""
+
+
+class PluginLimitExceeded(PluginScriptError):
+    """The plugin went over a per-call host budget (host calls, rows, bytes) uncaught."""

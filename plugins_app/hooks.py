@@ -19,7 +19,7 @@ from django.db import close_old_connections
 
 from . import conf
 from .exceptions import HookNotFound, PluginDataError, PluginDisabled, PluginNotFound
-from .host_api import HostContext, LogLine
+from .host_api import HostContext, HostLimits, LogLine
 from .sandbox import pool
 
 __all__ = ["CallResult", "acall", "arun", "call", "run"]
@@ -73,7 +73,11 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
         raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
     args_json = _encode_args(slug, args)
     seconds = _effective_timeout(row.timeout_ms, timeout)
-    context = HostContext(slug)
+    context = HostContext(
+        slug,
+        plugin_id=row.pk,
+        limits=HostLimits(row.max_host_calls, row.max_rows_read, row.max_rows_written, row.max_host_result_bytes),
+    )
 
     def load_spec() -> dict[str, Any]:
         plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()

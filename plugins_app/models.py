@@ -27,6 +27,22 @@ def default_config() -> dict[str, Any]:
     return {}
 
 
+def default_max_host_calls() -> int:
+    return int(conf.get("DEFAULT_MAX_HOST_CALLS"))
+
+
+def default_max_rows_read() -> int:
+    return int(conf.get("DEFAULT_MAX_ROWS_READ"))
+
+
+def default_max_rows_written() -> int:
+    return int(conf.get("DEFAULT_MAX_ROWS_WRITTEN"))
+
+
+def default_max_host_result_bytes() -> int:
+    return int(conf.get("DEFAULT_MAX_HOST_RESULT_BYTES"))
+
+
 def make_runtime_key(slug: str, version: int, fingerprint: str) -> str:
     """Identifies one exact version of a plugin inside the sandbox's caches."""
     return f"{slug}@{version}:{fingerprint[:16]}"
@@ -44,13 +60,20 @@ class DispatchRow:
     fingerprint: str
     timeout_ms: int
     memory_limit_mb: int
+    max_host_calls: int = 0
+    max_rows_read: int = 0
+    max_rows_written: int = 0
+    max_host_result_bytes: int = 0
 
     @property
     def runtime_key(self) -> str:
         return make_runtime_key(self.slug, self.version, self.fingerprint)
 
 
-_DISPATCH_COLUMNS = ("id", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb")
+_DISPATCH_COLUMNS = (
+    "id", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb",
+    "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
+)
 
 
 @cache
@@ -75,12 +98,10 @@ class PluginQuerySet(models.QuerySet["Plugin"]):
             row = cursor.fetchone()
         if row is None:
             return None
-        pk, slug, enabled, hooks, version, fingerprint, timeout_ms, memory_limit_mb = row
+        pk, slug, enabled, hooks, *rest = row
         if isinstance(hooks, str | bytes):  # JSON columns arrive as text on some backends
             hooks = json.loads(hooks)
-        return DispatchRow(
-            pk, slug, bool(enabled), tuple(hooks or ()), version, fingerprint, timeout_ms, memory_limit_mb
-        )
+        return DispatchRow(pk, slug, bool(enabled), tuple(hooks or ()), *rest)
 
 
 class Plugin(models.Model):
@@ -109,6 +130,26 @@ class Plugin(models.Model):
         blank=True,
         help_text=_("JSON object, visible to the plugin as the read-only global `config`."),
     )
+    config_schema = models.JSONField(
+        _("configuration schema"),
+        null=True,
+        blank=True,
+        help_text=_("Optional JSON Schema that `config` must satisfy (checked on save)."),
+    )
+    max_host_calls = models.PositiveIntegerField(
+        _("host calls per call"), default=default_max_host_calls, help_text=_("db/storage/log calls allowed per hook call.")
+    )
+    max_rows_read = models.PositiveIntegerField(
+        _("rows read per call"), default=default_max_rows_read, help_text=_("Rows `db` may return per hook call.")
+    )
+    max_rows_written = models.PositiveIntegerField(
+        _("rows written per call"), default=default_max_rows_written, help_text=_("Rows `db` may create, update or delete per hook call.")
+    )
+    max_host_result_bytes = models.PositiveIntegerField(
+        _("host result bytes per call"),
+        default=default_max_host_result_bytes,
+        help_text=_("Total size of what host calls may return to the plugin per hook call."),
+    )
     hooks = models.JSONField(_("hooks"), default=list, editable=False, help_text=_("Discovered on save."))
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
     fingerprint = models.CharField(max_length=64, editable=False, blank=True)
@@ -135,7 +176,10 @@ class Plugin(models.Model):
     def compute_fingerprint(self) -> str:
         """Hash of everything that changes what the sandbox runs."""
         payload = json.dumps(
-            [self.source, self.config, self.memory_limit_mb, self.timeout_ms],
+            [
+                self.source, self.config, self.config_schema, self.memory_limit_mb, self.timeout_ms,
+                self.max_host_calls, self.max_rows_read, self.max_rows_written, self.max_host_result_bytes,
+            ],
             sort_keys=True,
             ensure_ascii=False,
             default=str,
@@ -178,3 +222,63 @@ class Plugin(models.Model):
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "fingerprint", "version", "hooks"}
         super().save(*args, **kwargs)
+
+
+class PluginGrant(models.Model):
+    """What one plugin may do with one exposed model (see ``plugins_app.exposure``).
+
+    Field lists are narrowed to what the site's developers exposed; a grant can never
+    widen that. Changing a grant bumps the plugin's version.
+    """
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="grants")
+    model = models.CharField(_("model"), max_length=200, help_text=_('"app_label.ModelName" of an exposed model.'))
+    read = models.JSONField(_("readable fields"), default=list, blank=True)
+    create = models.JSONField(_("fields it may set on create"), default=list, blank=True)
+    update = models.JSONField(_("fields it may update"), default=list, blank=True)
+    can_delete = models.BooleanField(_("may delete"), default=False)
+
+    class Meta:
+        ordering = ["plugin", "model"]
+        constraints = [models.UniqueConstraint(fields=["plugin", "model"], name="plugins_app_grant_unique_model")]
+        verbose_name = _("grant")
+        verbose_name_plural = _("grants")
+
+    def __str__(self) -> str:
+        return f"{self.plugin.slug} → {self.model}"
+
+    def clean(self) -> None:
+        from .exposure import validate_grant
+
+        validate_grant(self)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().delete(*args, **kwargs)
+        Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
+        return result
+
+
+class StorageItem(models.Model):
+    """One key of a plugin's private key/value store (the JS global ``storage``)."""
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="storage_items")
+    key = models.CharField(max_length=255)
+    value = models.JSONField(null=True)
+    # Integers live here instead of in ``value`` so that ``storage.incr`` can be one
+    # atomic UPDATE ... SET number = number + n on every database.
+    number = models.BigIntegerField(null=True)
+    size = models.PositiveIntegerField(default=0, help_text=_("Bytes of key + JSON value, for quotas."))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["plugin", "key"]
+        constraints = [models.UniqueConstraint(fields=["plugin", "key"], name="plugins_app_storage_unique_key")]
+        verbose_name = _("storage item")
+        verbose_name_plural = _("storage items")
+
+    def __str__(self) -> str:
+        return f"{self.plugin_id}:{self.key}"

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+
+import jsonschema
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
@@ -33,6 +35,24 @@ def _check_config(plugin: Plugin, errors: dict[str, list[str]]) -> str | None:
         errors.setdefault("config", []).append(f"Must be at most {conf.get('MAX_CONFIG_BYTES')} bytes of JSON.")
         return None
     return text
+
+
+def _check_schema(plugin: Plugin, errors: dict[str, list[str]]) -> None:
+    """Validate ``config`` against ``config_schema`` with jsonschema (when a schema is set)."""
+    if plugin.config_schema in (None, {}):
+        return
+    try:
+        validator_class = jsonschema.validators.validator_for(plugin.config_schema)
+        validator_class.check_schema(plugin.config_schema)
+    except (jsonschema.SchemaError, TypeError) as exc:
+        message = exc.message if isinstance(exc, jsonschema.SchemaError) else str(exc)
+        errors.setdefault("config_schema", []).append(f"Not a valid JSON Schema: {message}")
+        return
+    if "config" in errors:
+        return
+    for error in sorted(validator_class(plugin.config_schema).iter_errors(plugin.config), key=str)[:5]:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        errors.setdefault("config", []).append(f"{where}: {error.message}")
 
 
 def _check_source(plugin: Plugin, errors: dict[str, list[str]]) -> bool:
@@ -70,6 +90,7 @@ def validate_plugin(plugin: Plugin) -> None:
     errors: dict[str, list[str]] = {}
     _check_limits(plugin, errors)
     config_json = _check_config(plugin, errors)
+    _check_schema(plugin, errors)
     source_ok = _check_source(plugin, errors)
     if errors or not source_ok or config_json is None:
         raise ValidationError(errors)

@@ -29,3 +29,8 @@ def make_plugin(db: None) -> Callable[..., Plugin]:
 @pytest.fixture
 def greeter(make_plugin: Callable[..., Plugin]) -> Plugin:
     return make_plugin(GREETER, slug="greeter", config={"version": "1.0.0"})
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

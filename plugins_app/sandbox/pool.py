@@ -32,7 +32,9 @@ from ..exceptions import (
     PluginCrashed,
     PluginDataError,
     PluginError,
+    PluginLimitExceeded,
     PluginMemoryError,
+    PluginPermissionDenied,
     PluginScriptError,
     PluginTimeout,
 )
@@ -408,7 +410,10 @@ def error_from(slug: str, error: dict[str, Any], *, timeout: float, memory_mb: i
         name = error.get("name") or "Error"
         line, column = error.get("line"), error.get("column")
         where = f" at line {line}, column {column}" if line else ""
-        return PluginScriptError(
+        exc_type = {"PermissionDenied": PluginPermissionDenied, "LimitExceeded": PluginLimitExceeded}.get(
+            name, PluginScriptError
+        )
+        return exc_type(
             f"plugin {slug!r} threw {name}: {message}{where}",
             slug=slug,
             name=name,

@@ -51,12 +51,22 @@ BOOTSTRAP_JS = r"""
   delete g.__plugins_host;
   const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze;
   const define = Object.defineProperty, keys = Object.keys, isFrozen = Object.isFrozen;
+  // Host errors become instances of Error subclasses named like the failure
+  // (PermissionDenied, LimitExceeded, ValidationError, QuotaExceeded, ...).
+  const errorClasses = new Map();
+  const errorClass = (name) => {
+    if (!errorClasses.has(name)) {
+      const cls = { [name]: class extends Error {} }[name];
+      define(cls.prototype, "name", { value: name, writable: true, configurable: true });
+      errorClasses.set(name, cls);
+    }
+    return errorClasses.get(name);
+  };
   const hostCall = (name, args) => {
     const reply = parse(host(name, stringify(args)));
     if (reply.error) {
-      const err = new Error(reply.error.message);
-      err.name = reply.error.name || "Error";
-      throw err;
+      const Cls = errorClass(String(reply.error.name || "Error"));
+      throw new Cls(String(reply.error.message));
     }
     return reply.ok;
   };
@@ -87,6 +97,14 @@ BOOTSTRAP_JS = r"""
     warn: makeLog("warning"), error: makeLog("error"),
   }));
   constant("config", deepFreeze(parse(__CONFIG__)));
+  // Host API namespaces: every function is a synchronous call into the Django host.
+  const namespace = (prefix, names) => {
+    const ns = {};
+    for (const n of names) ns[n] = { [n]: (...args) => hostCall(prefix + "." + n, args) }[n];
+    return freeze(ns);
+  };
+  constant("db", namespace("db", ["query", "get", "count", "create", "update", "delete"]));
+  constant("storage", namespace("storage", ["get", "set", "delete", "keys", "incr"]));
 
   // The dispatcher we call hooks through. Built here, from intrinsics captured before the
   // plugin's code runs, so a plugin that replaces JSON or Promise methods breaks only

@@ -1,0 +1,116 @@
+"""The JS global ``storage``: a per-plugin key/value store in the database, with quotas."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import DataError, IntegrityError, transaction
+from django.db.models import F, Sum
+
+from .. import conf
+from . import HostCallError, HostContext, host_function
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _items(ctx: HostContext) -> Any:
+    from ..models import StorageItem
+
+    if ctx.plugin_id is None:
+        raise HostCallError("PermissionDenied", "storage is not available while a plugin is being validated")
+    return StorageItem.objects.filter(plugin_id=ctx.plugin_id)
+
+
+def _key(key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise HostCallError("TypeError", "storage keys must be non-empty strings")
+    limit = conf.get("STORAGE_MAX_KEY_CHARS")
+    if len(key) > limit:
+        raise HostCallError("QuotaExceeded", f"storage keys may be at most {limit} characters")
+    return key
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]
+
+
+def _value(item: Any) -> Any:
+    return item.number if item.number is not None else item.value
+
+
+@host_function("storage.get")
+def get(ctx: HostContext, key: Any) -> Any:
+    item = _items(ctx).filter(key=_key(key)).only("value", "number").first()
+    return None if item is None else _value(item)
+
+
+@host_function("storage.set")
+def set_(ctx: HostContext, key: Any, value: Any = None) -> None:
+    key = _key(key)
+    encoded = json.dumps(value, ensure_ascii=False)
+    size = len(key.encode()) + len(encoded.encode())
+    if size > conf.get("STORAGE_MAX_VALUE_BYTES"):
+        raise HostCallError("QuotaExceeded", f"storage values may be at most {conf.get('STORAGE_MAX_VALUE_BYTES')} bytes")
+    items = _items(ctx)
+    with transaction.atomic():
+        used = items.exclude(key=key).aggregate(total=Sum("size"))["total"] or 0
+        if used + size > conf.get("STORAGE_MAX_TOTAL_BYTES"):
+            raise HostCallError(
+                "QuotaExceeded", f"plugin storage is limited to {conf.get('STORAGE_MAX_TOTAL_BYTES')} bytes in total"
+            )
+        number, stored = (value, None) if _is_int(value) else (None, value)
+        items.update_or_create(
+            plugin_id=ctx.plugin_id, key=key, defaults={"value": stored, "number": number, "size": size}
+        )
+
+
+@host_function("storage.delete")
+def delete(ctx: HostContext, key: Any) -> bool:
+    deleted, _ = _items(ctx).filter(key=_key(key)).delete()
+    return bool(deleted)
+
+
+@host_function("storage.keys")
+def keys(ctx: HostContext, prefix: Any = "") -> list[str]:
+    if prefix is None:
+        prefix = ""
+    if not isinstance(prefix, str):
+        raise HostCallError("TypeError", "prefix must be a string")
+    remaining = ctx.remaining_rows_read()
+    found = list(_items(ctx).filter(key__startswith=prefix).order_by("key").values_list("key", flat=True)[: remaining + 1])
+    ctx.charge_rows_read(len(found))
+    return found
+
+
+@contextmanager
+def _overflow_is_an_error() -> Iterator[None]:
+    try:
+        yield
+    except DataError:
+        raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer") from None
+
+
+@host_function("storage.incr")
+def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
+    """Add ``by`` to the integer at ``key`` (missing counts as 0) atomically; return the sum."""
+    key = _key(key)
+    if not _is_int(by):
+        raise HostCallError("TypeError", "incr() needs an integer amount")
+    items = _items(ctx).filter(key=key)
+    for _attempt in range(3):
+        with transaction.atomic(), _overflow_is_an_error():
+            # One UPDATE is atomic on every backend; the row stays locked until the end
+            # of this transaction, so reading it back returns exactly our sum.
+            if items.filter(number__isnull=False).update(number=F("number") + by):
+                return items.values_list("number", flat=True).get()
+            if items.exists():
+                raise HostCallError("TypeError", f"storage key {key!r} does not hold an integer")
+            try:
+                with transaction.atomic():
+                    items.create(plugin_id=ctx.plugin_id, key=key, number=by, size=len(key.encode()) + len(str(by)))
+                return by
+            except IntegrityError:
+                continue  # created concurrently: add to theirs
+    raise HostCallError("HostError", "storage.incr() could not complete; try again")
