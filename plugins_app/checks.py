@@ -58,3 +58,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         )
     return errors
+
+
+@checks.register()
+def check_exposures(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Re-check every exposure against the models as they are now (ids E010, W010)."""
+    from .exposure import exposures, get_exposure, is_secret_field
+
+    messages: list[checks.CheckMessage] = []
+    for exposure in exposures():
+        opts = exposure.model._meta
+        for name in sorted(exposure.read | exposure.write | exposure.relations):
+            if is_secret_field(exposure.model, name):
+                messages.append(
+                    checks.Error(
+                        f"{exposure.label}.{name} holds a secret and is exposed to plugins.",
+                        hint="Remove it from the expose() call.",
+                        obj=exposure.model,
+                        id="plugins_app.E010",
+                    )
+                )
+        for name in sorted(exposure.relations):
+            target = opts.get_field(name).related_model
+            if target is not None and get_exposure(f"{target._meta.app_label}.{target.__name__}") is None:
+                messages.append(
+                    checks.Warning(
+                        f"{exposure.label}.{name} is exposed as a relation, but its target "
+                        f"{target._meta.label} is not exposed: following it will always be denied.",
+                        hint=f"expose({target._meta.label!r}, read=[...]) or drop the relation.",
+                        obj=exposure.model,
+                        id="plugins_app.W010",
+                    )
+                )
+    return messages
