@@ -49,3 +49,12 @@ def test_seed_demo_is_idempotent():
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     call_command("seed_demo", stdout=open("/dev/null", "w"))
     assert Plugin.objects.filter(slug="greeter", enabled=True).count() == 1
+
+
+@pytest.mark.django_db
+def test_home_page_shows_note_stats_computed_through_db_and_storage(client):
+    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    first = client.get(reverse("demo:home")).content.decode()
+    assert "Top notes" in first and "Plugins run in V8 by admin (3)" in first
+    assert "shown 1 times" in first
+    assert "shown 2 times" in client.get(reverse("demo:home")).content.decode()

@@ -19,4 +19,10 @@ def home(request: HttpRequest) -> HttpResponse:
         greeting, logs = result.value, result.logs
     except PluginError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return render(request, "demo/home.html", {"name": name, "greeting": greeting, "error": error, "logs": logs})
+    stats, stats_error = None, None
+    try:
+        stats = hooks.call("note-stats", "summary")
+    except PluginError as exc:
+        stats_error = f"{type(exc).__name__}: {exc}"
+    context = {"name": name, "greeting": greeting, "error": error, "logs": logs, "stats": stats, "stats_error": stats_error}
+    return render(request, "demo/home.html", context)

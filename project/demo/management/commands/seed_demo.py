@@ -8,13 +8,21 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from plugins_app.models import Plugin
+from plugins_app.models import Plugin, PluginGrant
+from project.demo.models import Note
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins"
 
 EXAMPLES = [
     {"slug": "greeter", "name": "Greeter", "file": "greeter.js", "config": {"version": "1.0.0"},
-     "description": "The jsrun guide's greeter, unchanged."},
+     "description": "The jsrun guide's greeter, unchanged.", "grants": []},
+    {"slug": "note-stats", "name": "Note stats", "file": "note_stats.js", "config": {"title": "Top notes"},
+     "config_schema": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]},
+     "description": "Reads notes and usernames through db, counts views in storage.",
+     "grants": [
+         {"model": "auth.User", "read": ["id", "username"]},
+         {"model": "demo.Note", "read": ["id", "author", "title", "score"], "update": ["score"]},
+     ]},
 ]
 
 
@@ -29,9 +37,17 @@ class Command(BaseCommand):
             plugin.description = example["description"]
             plugin.source = source
             plugin.config = example["config"]
+            plugin.config_schema = example.get("config_schema")
             plugin.enabled = True
             plugin.full_clean()
             plugin.save()
+            for spec in example["grants"]:
+                grant = PluginGrant.objects.filter(plugin=plugin, model=spec["model"]).first() or PluginGrant(
+                    plugin=plugin, model=spec["model"]
+                )
+                grant.read, grant.update = spec.get("read", []), spec.get("update", [])
+                grant.full_clean()
+                grant.save()
             self.stdout.write(f"plugin {plugin.slug}: version {plugin.version}, hooks {', '.join(plugin.hooks)}")
         User = get_user_model()
         username = os.environ.get("DEMO_ADMIN_USER", "admin")
@@ -39,3 +55,10 @@ class Command(BaseCommand):
             password = os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
             User.objects.create_superuser(username, f"{username}@example.com", password)
             self.stdout.write(f"created superuser {username!r} with password {password!r} (demo only)")
+        if not Note.objects.exists():
+            authors = [User.objects.get(username=username)]
+            for name in ("ada", "grace"):
+                authors.append(User.objects.get_or_create(username=name)[0])
+            for i, title in enumerate(["Plugins run in V8", "Grants are per field", "Hooks are data in, data out"]):
+                Note.objects.create(author=authors[i % len(authors)], title=title, score=3 - i)
+            self.stdout.write("created demo notes")
