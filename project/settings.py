@@ -4,6 +4,7 @@ Everything deployment-specific comes from the environment, with defaults that ar
 safe for local development only.
 """
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -78,7 +79,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
     # A file, not shared-cache memory: shared cache uses table locks that ignore the
     # busy timeout, so concurrent tests would fail where a real site would wait.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test_db.sqlite3")}
+    # One file per test process, so two test runs in one checkout never share it.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"plugins_app_test_{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
