@@ -223,3 +223,13 @@ def test_dates_are_iso_strings(dbp, users):
     grant(dbp, "demo.Note", read=["id", "created_at"])
     value = hooks.call("dbp", "get", "demo.Note", {"id": note.pk})["value"]
     assert value == {"id": note.pk, "created_at": note.created_at.isoformat()}
+
+
+def test_host_result_bytes_limit(dbp, users):
+    grant(dbp, "auth.User", read=["id", "username"])
+    dbp.max_host_result_bytes = 60
+    dbp.full_clean()
+    dbp.save()
+    assert hooks.call("dbp", "count", "auth.User")["value"] == 3
+    result = hooks.call("dbp", "query", "auth.User", {})
+    assert result["name"] == "LimitExceeded" and "60 bytes" in result["message"]

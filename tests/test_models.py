@@ -118,3 +118,42 @@ class TestVersioning:
         fresh.enabled = False
         fresh.save()
         assert Plugin.objects.get(pk=greeter.pk).enabled is False
+
+
+@pytest.mark.django_db
+class TestConfigSchema:
+    SCHEMA = {
+        "type": "object",
+        "properties": {"version": {"type": "string"}, "retries": {"type": "integer", "minimum": 0}},
+        "required": ["version"],
+        "additionalProperties": False,
+    }
+
+    def test_matching_config_is_accepted(self):
+        plugin = build(GREETER, config={"version": "1", "retries": 2}, config_schema=self.SCHEMA)
+        plugin.full_clean()
+        plugin.save()
+        assert plugin.version == 1
+
+    @pytest.mark.parametrize(
+        "config, fragment",
+        [({}, "'version' is a required property"), ({"version": 1}, "version: 1 is not of type 'string'"),
+         ({"version": "1", "retries": -1}, "retries: -1 is less than the minimum of 0"),
+         ({"version": "1", "x": 1}, "Additional properties are not allowed")],
+    )
+    def test_config_violating_the_schema_is_refused_with_its_path(self, config, fragment):
+        with pytest.raises(ValidationError) as info:
+            build(GREETER, config=config, config_schema=self.SCHEMA).full_clean()
+        assert fragment in " ".join(info.value.message_dict["config"])
+        assert not Plugin.objects.exists()
+
+    def test_invalid_schema_is_refused(self):
+        with pytest.raises(ValidationError) as info:
+            build(GREETER, config_schema={"type": "nonsense"}).full_clean()
+        assert "Not a valid JSON Schema" in " ".join(info.value.message_dict["config_schema"])
+
+    def test_schema_change_bumps_version(self, greeter):
+        greeter.config_schema = {"type": "object"}
+        greeter.full_clean()
+        greeter.save()
+        assert greeter.version == 2
