@@ -1,4 +1,4 @@
-"""Django admin for plugins: install, edit, enable/disable and try hooks."""
+"""Django admin for plugins: install, edit, enable/disable, grant model access and try hooks."""
 from __future__ import annotations
 
 import json
@@ -7,9 +7,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -19,22 +21,114 @@ from django.utils.text import capfirst
 
 from . import hooks
 from .exceptions import PluginError, PluginScriptError
-from .forms import PluginForm, TryHookForm
-from .models import Plugin
+from .forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm, TryHookForm
+from .models import Plugin, PluginGrant, StorageItem
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
 MAIN_FIELDSET: FieldsetSpec = (None, {"fields": ("name", "slug", "description", "enabled")})
-LIMITS_FIELDSET: FieldsetSpec = ("Limits", {"fields": ("memory_limit_mb", "timeout_ms")})
+LIMITS_FIELDSET: FieldsetSpec = ("Limits", {"fields": ("memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS)})
 HISTORY_FIELDSET: FieldsetSpec = (
     "History",
     {"classes": ("collapse",), "fields": ("version", "created_at", "created_by", "updated_at", "updated_by")},
 )
 
 
+def _has_plugin_perm(request: HttpRequest, action: str) -> bool:
+    opts = Plugin._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+class OptionalInlineFormSet(BaseInlineFormSet):
+    """An inline formset that reads a POST without its management form as "no rows".
+
+    Scripts and tests that post only the plugin's own fields keep working and leave
+    the inline's objects alone, instead of failing with "ManagementForm data is missing".
+    A management form that is present but invalid is still an error.
+    """
+
+    @property
+    def management_form(self) -> Any:
+        if self.is_bound and self.add_prefix("TOTAL_FORMS") not in self.data:
+            if not hasattr(self, "_empty_management_form"):
+                self._empty_management_form = forms.formsets.ManagementForm(
+                    {self.add_prefix("TOTAL_FORMS"): 0, self.add_prefix("INITIAL_FORMS"): 0},
+                    auto_id=self.auto_id,
+                    prefix=self.prefix,
+                    renderer=self.renderer,
+                )
+                self._empty_management_form.full_clean()
+            return self._empty_management_form
+        return super().management_form
+
+
+class PluginGrantInline(admin.TabularInline):
+    """A plugin's grants, edited on its page.
+
+    Seeing them needs permission to see the plugin; changing them needs both the change
+    permission on the plugin and the grant's own add/change/delete permission, since a
+    grant lets plugin code reach the site's data.
+    """
+
+    model = PluginGrant
+    form = PluginGrantForm
+    formset = OptionalInlineFormSet
+    fields = ("model", "read", "create", "update", "can_delete")
+    extra = 0
+    verbose_name = "model access grant"
+    verbose_name_plural = "Model access (grants)"
+
+    def has_view_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return (
+            _has_plugin_perm(request, "view")
+            or _has_plugin_perm(request, "change")
+            or super().has_view_permission(request, obj)
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:
+        return _has_plugin_perm(request, "change") and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return _has_plugin_perm(request, "change") and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return _has_plugin_perm(request, "change") and super().has_delete_permission(request, obj)
+
+
+class StorageItemInline(admin.TabularInline):
+    """A plugin's key/value store, read-only; whoever may change the plugin may delete keys."""
+
+    model = StorageItem
+    formset = OptionalInlineFormSet
+    fields = ("key", "value_preview", "number", "size", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    classes = ("collapse",)
+    verbose_name_plural = "Storage"
+
+    @admin.display(description="value")
+    def value_preview(self, obj: StorageItem) -> str:
+        text = json.dumps(obj.value, ensure_ascii=False)
+        return text if len(text) <= 200 else text[:199] + "…"
+
+    def has_view_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return _has_plugin_perm(request, "view") or _has_plugin_perm(request, "change")
+
+    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
+        return _has_plugin_perm(request, "change")
+
+
 @admin.register(Plugin)
 class PluginAdmin(admin.ModelAdmin):
     form = PluginForm
+    inlines = (PluginGrantInline, StorageItemInline)
     list_display = ("name", "slug", "enabled", "hook_list", "version", "limits", "updated_at")
     list_display_links = ("name", "slug")
     list_filter = ("enabled",)
@@ -49,6 +143,7 @@ class PluginAdmin(admin.ModelAdmin):
         "try_link",
         "source_code",
         "config_json",
+        "config_schema_json",
     )
     prepopulated_fields = {"slug": ("name",)}
     actions = ("enable_plugins", "disable_plugins")
@@ -60,20 +155,20 @@ class PluginAdmin(admin.ModelAdmin):
                 MAIN_FIELDSET,
                 ("Code", {"fields": ("source",)}),
                 LIMITS_FIELDSET,
-                ("Configuration", {"fields": ("config",)}),
+                ("Configuration", {"fields": ("config", "config_schema")}),
             ]
         if self.has_change_permission(request, obj):
             code: Sequence[str] = ("source", "hook_list", "try_link")
-            config = "config"
+            config: Sequence[str] = ("config", "config_schema")
         else:
             # Read-only: show code and JSON verbatim, and no link to a page that would refuse.
             code = ("source_code", "hook_list")
-            config = "config_json"
+            config = ("config_json", "config_schema_json")
         return [
             MAIN_FIELDSET,
             ("Code", {"fields": code}),
             LIMITS_FIELDSET,
-            ("Configuration", {"fields": (config,)}),
+            ("Configuration", {"fields": config}),
             HISTORY_FIELDSET,
         ]
 
@@ -99,12 +194,23 @@ class PluginAdmin(admin.ModelAdmin):
     def config_json(self, obj: Plugin) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.config, indent=2, ensure_ascii=False))
 
+    @admin.display(description="configuration schema")
+    def config_schema_json(self, obj: Plugin) -> str:
+        if obj.config_schema is None:
+            return "—"
+        return format_html("<pre>{}</pre>", json.dumps(obj.config_schema, indent=2, ensure_ascii=False))
+
     # -- saving --------------------------------------------------------------------------------
     def save_model(self, request: HttpRequest, obj: Plugin, form: forms.ModelForm, change: bool) -> None:
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         obj.updated_by = request.user  # type: ignore[assignment]
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        obj = form.instance
+        obj.refresh_from_db(fields=["version"])  # saving a grant bumps it in the database
         self.message_user(
             request, f"{obj}: version {obj.version}, hooks: {self.hook_list(obj)}.", messages.INFO
         )

@@ -6,9 +6,11 @@ from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
+from django.forms.fields import InvalidJSONInput
 
 from . import conf
-from .models import Plugin
+from .exposure import exposures
+from .models import Plugin, PluginGrant
 
 CODE_ATTRS = {"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family: monospace; width: 95%;"}
 
@@ -17,6 +19,14 @@ LIMIT_FIELDS = (
     ("memory_limit_mb", "MIN_MEMORY_MB", "MAX_MEMORY_MB", "MiB"),
     ("timeout_ms", "MIN_TIMEOUT_MS", "MAX_TIMEOUT_MS", "ms"),
 )
+# Host API budgets per hook call; empty means the site default (PLUGINS_APP settings).
+HOST_LIMIT_FIELDS = ("max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes")
+
+
+def split_field_names(text: str | None) -> list[str]:
+    """``"id, username,,id"`` -> ``["id", "username"]``: comma-separated names, in order, once each."""
+    names = (part.strip() for part in (text or "").split(","))
+    return list(dict.fromkeys(name for name in names if name))
 
 
 def _json_error(exc: json.JSONDecodeError) -> forms.ValidationError:
@@ -41,36 +51,91 @@ class JSONObjectField(forms.JSONField):
         return super().to_python(value)
 
 
-class PluginForm(forms.ModelForm):
-    class Meta:
-        model = Plugin
-        fields = ("name", "slug", "description", "enabled", "source", "memory_limit_mb", "timeout_ms", "config")
-        field_classes = {"config": JSONObjectField}
-        widgets = {
-            "source": forms.Textarea(attrs=CODE_ATTRS),
-            "config": forms.Textarea(attrs={**CODE_ATTRS, "rows": 6}),
-            "description": forms.Textarea(attrs={"rows": 3}),
-        }
+class JSONSchemaField(forms.JSONField):
+    """An optional JSON value (a JSON Schema): empty input means none, shown as an empty box."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name, low_key, high_key, unit in LIMIT_FIELDS:
-            if name in self.fields:
-                self._set_range(self.fields[name], conf.get(low_key), conf.get(high_key), unit)
+    def to_python(self, value: Any) -> Any:
+        if not self.disabled and isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                json.loads(value, cls=self.decoder)
+            except json.JSONDecodeError as exc:
+                raise _json_error(exc) from None
+        return super().to_python(value)
+
+    def prepare_value(self, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, InvalidJSONInput):  # redisplay what was typed
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
+class FreshModelErrorsMixin:
+    """Leave out model-level errors for fields that already failed the form's validation."""
 
     def add_error(self, field: str | None, error: Any) -> None:
         """Add ``error``, leaving out model-level errors for fields that already failed.
 
-        ``Plugin.clean()`` runs even when a field failed the form's own validation, and
-        then sees that field's old value (e.g. an empty source on a new plugin): its
-        message would repeat, or contradict, the error the form already shows.
+        The model's ``clean()`` (e.g. ``Plugin.clean()``) runs even when a field failed
+        the form's own validation, and then sees that field's old value (e.g. an empty
+        source on a new plugin): its message would repeat, or contradict, the error the
+        form already shows.
         """
         if field is None and isinstance(error, forms.ValidationError) and hasattr(error, "error_dict"):
             fresh = {name: errors for name, errors in error.error_dict.items() if name not in self.errors}
             if not fresh:
                 return
             error = forms.ValidationError(fresh)
-        super().add_error(field, error)
+        super().add_error(field, error)  # type: ignore[misc]
+
+
+class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
+    class Meta:
+        model = Plugin
+        fields = (
+            "name", "slug", "description", "enabled", "source", "memory_limit_mb", "timeout_ms",
+            *HOST_LIMIT_FIELDS, "config", "config_schema",
+        )
+        field_classes = {"config": JSONObjectField, "config_schema": JSONSchemaField}
+        widgets = {
+            "source": forms.Textarea(attrs=CODE_ATTRS),
+            "config": forms.Textarea(attrs={**CODE_ATTRS, "rows": 6}),
+            "config_schema": forms.Textarea(attrs={**CODE_ATTRS, "rows": 8}),
+            "description": forms.Textarea(attrs={"rows": 3}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "source" in self.fields:
+            # Keep the source byte-for-byte (no stripping), so that saving an unchanged
+            # plugin does not create a new version.
+            self.fields["source"].strip = False
+        for name, low_key, high_key, unit in LIMIT_FIELDS:
+            if name in self.fields:
+                self._set_range(self.fields[name], conf.get(low_key), conf.get(high_key), unit)
+        for name in HOST_LIMIT_FIELDS:
+            if name in self.fields:
+                field = self.fields[name]
+                field.required = False
+                field.help_text = f"{field.help_text} Empty means the site default ({Plugin._meta.get_field(name).get_default()})."
+
+    def clean_source(self) -> str:
+        # Browsers submit textareas with CRLF line endings; plugins are stored with LF.
+        return self.cleaned_data["source"].replace("\r\n", "\n")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in HOST_LIMIT_FIELDS:
+            if name not in self.fields or cleaned.get(name) is not None or name in self.errors:
+                continue
+            # Left out of the POST entirely: keep the plugin's value (Django skips the field).
+            # Submitted empty: the site default.
+            widget = self.fields[name].widget
+            if not widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
+                cleaned[name] = Plugin._meta.get_field(name).get_default()
+        return cleaned
 
     @staticmethod
     def _set_range(field: forms.Field, low: int, high: int, unit: str) -> None:
@@ -83,6 +148,64 @@ class PluginForm(forms.ModelForm):
         field.validators = [MinValueValidator(low, message=message), MaxValueValidator(high, message=message)]
         field.widget.attrs.update({"min": low, "max": high})
         field.help_text = f"{field.help_text} Allowed: {low}–{high} {unit}."
+
+
+class FieldNamesField(forms.CharField):
+    """A list of field names edited as comma-separated text: ``"id, username"`` <-> ``["id", "username"]``.
+
+    Comparing lists (not text) in ``has_changed`` keeps unchanged grants from being
+    saved again, which would bump the plugin's version on every save.
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str]:
+        if isinstance(value, list | tuple):
+            return [str(v) for v in value]
+        return split_field_names(super().to_python(value))
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        if self.disabled:
+            return False
+        return self.to_python(initial) != self.to_python(data)
+
+
+class PluginGrantForm(FreshModelErrorsMixin, forms.ModelForm):
+    """One grant as an inline row: the model picked from the exposed ones, field lists as text.
+
+    The model's ``clean()`` (``exposure.validate_grant``) checks the lists against the
+    exposure, so its errors appear on this row.
+    """
+
+    model = forms.ChoiceField(label="Model")
+    read = FieldNamesField(label="Readable fields", required=False, help_text="Comma-separated, e.g. id, username.")
+    create = FieldNamesField(label="Fields it may set on create", required=False)
+    update = FieldNamesField(label="Fields it may update", required=False)
+
+    class Meta:
+        model = PluginGrant
+        fields = ("model", "read", "create", "update", "can_delete")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = [("", "---------")] + [(e.label, e.label) for e in exposures()]
+        current = self.instance.model
+        canonical = {value.lower(): value for value, _ in choices if value}
+        if current and current.lower() in canonical:
+            self.initial["model"] = canonical[current.lower()]  # stored in another case
+        elif current:
+            choices.append((current, f"{current} (not exposed)"))
+        self.fields["model"].choices = choices
+        self.fields["model"].help_text = "Exposed: " + (
+            "; ".join(
+                f"{e.label} (read {', '.join(sorted(e.read)) or '-'}; write {', '.join(sorted(e.write)) or '-'})"
+                for e in exposures()
+            )
+            or "nothing (add a plugin_exposure module to an app)"
+        )
 
 
 class TryHookForm(forms.Form):

@@ -117,3 +117,14 @@ def test_view_only_staff_cannot_change_call_or_run_actions(client, staff_viewer,
 def test_anonymous_users_are_sent_to_login(client, greeter):
     response = client.get(reverse("admin:plugins_app_plugin_try", args=[greeter.pk]))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_saving_an_unchanged_plugin_keeps_its_version(admin_client, greeter):
+    url = reverse("admin:plugins_app_plugin_change", args=[greeter.pk])
+    data = form_data(slug="greeter", name="Greeter", source=greeter.source.replace("\n", "\r\n"), config='{"version": "1.0.0"}')
+    data["enabled"] = "on"
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    greeter.refresh_from_db()
+    assert greeter.version == 1 and greeter.source == GREETER

@@ -1,4 +1,5 @@
-"""``manage.py plugins``: install, list, enable, disable and call plugins from the shell."""
+"""``manage.py plugins``: install, list, enable, disable and call plugins, and grant them
+access to exposed models, from the shell."""
 from __future__ import annotations
 
 import json
@@ -12,7 +13,9 @@ from django.db import transaction
 
 from plugins_app import hooks
 from plugins_app.exceptions import PluginError
-from plugins_app.models import Plugin
+from plugins_app.exposure import get_exposure
+from plugins_app.forms import split_field_names
+from plugins_app.models import Plugin, PluginGrant
 
 
 def _json_arg(text: str) -> Any:
@@ -22,8 +25,23 @@ def _json_arg(text: str) -> Any:
         raise CommandError(f"not a JSON value: {text!r} ({exc}); strings need quotes, e.g. '\"World\"'") from None
 
 
+# How the command's options are named in messages about the grant's fields.
+GRANT_OPTION_NAMES = {"read": "--read", "create": "--create", "update": "--update", "can_delete": "--delete"}
+
+
+def _names(value: list[str] | None) -> str:
+    return ", ".join(value or []) or "-"
+
+
+def describe_grant(grant: PluginGrant) -> str:
+    return (
+        f"{grant.model}: read={_names(grant.read)}; create={_names(grant.create)}; "
+        f"update={_names(grant.update)}; delete={'yes' if grant.can_delete else 'no'}"
+    )
+
+
 class Command(BaseCommand):
-    help = "Manage JavaScript plugins: install, list, enable, disable, call."
+    help = "Manage JavaScript plugins: install, list, enable, disable, call, grant, revoke, grants."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -48,6 +66,25 @@ class Command(BaseCommand):
         call.add_argument("hook")
         call.add_argument("hook_args", nargs="*", metavar="ARG")
         call.add_argument("--timeout", type=float, help="Seconds; can only shorten the plugin's limit.")
+
+        grant = sub.add_parser(
+            "grant",
+            help="Let a plugin use an exposed model. Replaces the plugin's whole grant on that model: "
+            "lists not given become empty and delete becomes no.",
+        )
+        grant.add_argument("slug")
+        grant.add_argument("model", metavar="app_label.Model")
+        grant.add_argument("--read", default="", metavar="F,..", help="Fields it may read (comma-separated).")
+        grant.add_argument("--create", default="", metavar="F,..", help="Fields it may set when creating rows.")
+        grant.add_argument("--update", default="", metavar="F,..", help="Fields it may change on existing rows.")
+        grant.add_argument("--delete", action="store_true", help="It may delete rows.")
+
+        revoke = sub.add_parser("revoke", help="Remove a plugin's grant on a model.")
+        revoke.add_argument("slug")
+        revoke.add_argument("model", metavar="app_label.Model")
+
+        grants = sub.add_parser("grants", help="List a plugin's grants.")
+        grants.add_argument("slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -130,3 +167,58 @@ class Command(BaseCommand):
         for line in result.logs:
             self.stderr.write(f"[{result.slug}] {line.level}: {line.message}")
         self.stdout.write(json.dumps(result.value, ensure_ascii=False))
+
+    # -- grants ----------------------------------------------------------------------------
+    @staticmethod
+    def _plugin(slug: str) -> Plugin:
+        plugin = Plugin.objects.filter(slug=slug).first()
+        if plugin is None:
+            raise CommandError(f"no plugin {slug!r} is installed")
+        return plugin
+
+    @staticmethod
+    def _find_grant(plugin: Plugin, label: str) -> PluginGrant | None:
+        exposure = get_exposure(label)
+        canonical = exposure.label if exposure else label
+        return plugin.grants.filter(model__iexact=canonical).first()
+
+    def do_grant(self, options: dict[str, Any]) -> None:
+        plugin = self._plugin(options["slug"])
+        grant = self._find_grant(plugin, options["model"]) or PluginGrant(plugin=plugin)
+        grant.model = options["model"]
+        grant.read = split_field_names(options["read"])
+        grant.create = split_field_names(options["create"])
+        grant.update = split_field_names(options["update"])
+        grant.can_delete = bool(options["delete"])
+        try:
+            grant.full_clean()  # validate_grant: within the exposure; normalizes the label
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                label = GRANT_OPTION_NAMES.get(field, field)
+                for message in messages:
+                    self.stderr.write(message if field == "__all__" else f"{label}: {message}")
+            self.stderr.write("Nothing was saved.")
+            sys.exit(1)
+        with transaction.atomic():
+            grant.save()
+        plugin.refresh_from_db(fields=["version"])
+        self.stdout.write(f"Granted {plugin.slug} access to {describe_grant(grant)} (plugin version {plugin.version})")
+
+    def do_revoke(self, options: dict[str, Any]) -> None:
+        plugin = self._plugin(options["slug"])
+        grant = self._find_grant(plugin, options["model"])
+        if grant is None:
+            raise CommandError(f"plugin {plugin.slug!r} has no grant on {options['model']!r}")
+        with transaction.atomic():
+            grant.delete()
+        plugin.refresh_from_db(fields=["version"])
+        self.stdout.write(f"Revoked {plugin.slug}'s grant on {grant.model} (plugin version {plugin.version})")
+
+    def do_grants(self, options: dict[str, Any]) -> None:
+        plugin = self._plugin(options["slug"])
+        rows = list(plugin.grants.order_by("model"))
+        if not rows:
+            self.stdout.write("No grants.")
+            return
+        for grant in rows:
+            self.stdout.write(describe_grant(grant))
