@@ -115,3 +115,13 @@ def test_plugin_errors_exit_1_with_class_name(tmp_path):
     assert code == 1 and err.startswith("PluginNotFound: ")
     code, _, err = run("call", "p", "missing")
     assert code == 1 and err.startswith("HookNotFound: ")
+
+
+@pytest.mark.django_db
+def test_install_with_config_schema(greeter_file):
+    schema = '{"type": "object", "required": ["version"]}'
+    code, _, err = run("install", str(greeter_file), "--slug", "g", "--config", "{}", "--config-schema", schema)
+    assert code == 1 and "'version' is a required property" in err
+    assert not Plugin.objects.exists()
+    code, _, _ = run("install", str(greeter_file), "--slug", "g", "--config", '{"version": "1"}', "--config-schema", schema)
+    assert code == 0 and Plugin.objects.get(slug="g").config_schema == {"type": "object", "required": ["version"]}

@@ -55,6 +55,9 @@ class Command(BaseCommand):
         install.add_argument("--memory-mb", type=int, dest="memory_mb")
         install.add_argument("--timeout-ms", type=int, dest="timeout_ms")
         install.add_argument("--config", help="JSON object exposed to the plugin as `config`.")
+        install.add_argument(
+            "--config-schema", dest="config_schema", help="JSON Schema the config must satisfy ('null' removes it)."
+        )
 
         sub.add_parser("list", help="List installed plugins.")
         for name in ("enable", "disable"):
@@ -118,6 +121,8 @@ class Command(BaseCommand):
             plugin.timeout_ms = options["timeout_ms"]
         if options["config"] is not None:
             plugin.config = _json_arg(options["config"])
+        if options["config_schema"] is not None:
+            plugin.config_schema = _json_arg(options["config_schema"])
         if options["enable"]:
             plugin.enabled = True
         try:
