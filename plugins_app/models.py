@@ -137,7 +137,7 @@ class Plugin(models.Model):
         help_text=_("Optional JSON Schema that `config` must satisfy (checked on save)."),
     )
     max_host_calls = models.PositiveIntegerField(
-        _("host calls per call"), default=default_max_host_calls, help_text=_("db/storage/log calls allowed per hook call.")
+        _("host calls per call"), default=default_max_host_calls, help_text=_("db/storage calls allowed per hook call (log is capped separately).")
     )
     max_rows_read = models.PositiveIntegerField(
         _("rows read per call"), default=default_max_rows_read, help_text=_("Rows `db` may return per hook call.")
@@ -253,6 +253,11 @@ class PluginGrant(models.Model):
         validate_grant(self)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save (validating against the exposure even without ``full_clean()``) and
+        bump the plugin's version."""
+        from .exposure import validate_grant
+
+        validate_grant(self)
         super().save(*args, **kwargs)
         Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
 

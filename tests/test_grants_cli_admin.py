@@ -293,7 +293,10 @@ def test_storage_is_read_only_but_deletable(admin_client, greeter):
 
 
 def test_admin_shows_a_grant_on_a_model_no_longer_exposed(admin_client, greeter):
-    PluginGrant.objects.create(plugin=greeter, model="auth.Group", read=["id"])  # bypasses validation
+    from plugins_app.exposure import exposing
+
+    with exposing(("auth.Group", {"read": ["id"]})):  # exposed then, withdrawn since
+        PluginGrant.objects.create(plugin=greeter, model="auth.Group", read=["id"])
     response = admin_client.get(change_url(greeter))
     assert '<option value="auth.Group" selected>auth.Group (not exposed)</option>' in response.content.decode()
     # Saving is refused until the stale grant is removed; removing it is allowed.

@@ -233,3 +233,50 @@ def test_host_result_bytes_limit(dbp, users):
     assert hooks.call("dbp", "count", "auth.User")["value"] == 3
     result = hooks.call("dbp", "query", "auth.User", {})
     assert result["name"] == "LimitExceeded" and "60 bytes" in result["message"]
+
+
+def test_log_still_works_after_the_host_call_budget_is_spent(make_plugin, users):
+    plugin = make_plugin(
+        "const plugin = { run() { let denied = 0; for (let i = 0; i < 3; i++) { try { db.count('auth.User'); } catch (e) { denied++; } } log('still logging'); return denied; } };",
+        slug="budget",
+        max_host_calls=1,
+    )
+    grant(plugin, "auth.User", read=["id"])
+    result = hooks.run("budget", "run")
+    assert result.value == 2 and [line.message for line in result.logs] == ["still logging"]
+
+
+def test_a_write_is_never_reported_as_failed_after_it_happened(dbp, users):
+    grant(dbp, "demo.Note", read=["id", "title", "author"], create=["author", "title"])
+    dbp.max_host_result_bytes = 10
+    dbp.full_clean()
+    dbp.save()
+    result = hooks.call("dbp", "create", "demo.Note", {"author": users[0].pk, "title": "long enough title"})
+    assert result["ok"] and Note.objects.filter(title="long enough title").exists()
+
+
+def test_update_checks_values_even_when_nothing_matches(dbp, users):
+    grant(dbp, "demo.Note", read=["id"], update=["score"])
+    assert denied(hooks.call("dbp", "update", "demo.Note", {"id": 12345}, {"title": "x"}), '"title"')
+    result = hooks.call("dbp", "update", "demo.Note", {"id": 12345}, {"score": {"nested": 1}})
+    assert result["name"] == "TypeError"
+
+
+def test_delete_refuses_set_null_updates_in_other_models(dbp, users):
+    from plugins_app.models import Plugin
+
+    Plugin.objects.filter(pk=dbp.pk).update(created_by=users[1])
+    grant(dbp, "auth.User", read=["id", "username"], delete=True)
+    assert denied(hooks.call("dbp", "remove", "auth.User", {"id": users[1].pk}), "plugins_app.Plugin")
+    assert Plugin.objects.get(pk=dbp.pk).created_by == users[1]
+    assert hooks.call("dbp", "remove", "auth.User", {"id": users[2].pk}) == {"ok": True, "value": 1}
+
+
+def test_grant_save_validates_without_full_clean(dbp):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        PluginGrant(plugin=dbp, model="auth.User", read=["password"]).save()
+    with pytest.raises(ValidationError):
+        PluginGrant(plugin=dbp, model="auth.Group", read=["id"]).save()
+    assert not PluginGrant.objects.exists()

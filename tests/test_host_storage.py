@@ -82,3 +82,10 @@ def test_incr_is_atomic_under_concurrent_callers(make_plugin):
         outcomes = [ok for chunk in executor.map(batch, range(8)) for ok in chunk]
     assert outcomes.count(True) == 800
     assert StorageItem.objects.get(plugin__slug="counter", key="hits").number == 800
+
+
+def test_incr_of_a_new_key_respects_the_total_quota(store, settings):
+    settings.PLUGINS_APP = {"STORAGE_MAX_TOTAL_BYTES": 100}
+    assert hooks.call("store", "set", "a", "x" * 90)["ok"]
+    assert hooks.call("store", "incr", "counter")["name"] == "QuotaExceeded"
+    assert hooks.call("store", "get", "counter")["value"] is None

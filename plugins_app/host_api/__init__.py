@@ -22,15 +22,24 @@ HostFunction = Callable[..., Any]
 HOST_FUNCTIONS: dict[str, HostFunction] = {}
 # Host functions that do not count against the host-call budget (they have caps of their own).
 UNMETERED: set[str] = set()
+# Host functions with side effects: their (small) results are counted but never refused
+# after the fact, which would report a failure for a write that happened.
+WRITES: set[str] = set()
 
 
-def host_function(name: str, *, metered: bool = True) -> Callable[[HostFunction], HostFunction]:
-    """Register ``fn(ctx, *args)`` as the host function ``name`` (e.g. ``"db.query"``)."""
+def host_function(name: str, *, metered: bool = True, writes: bool = False) -> Callable[[HostFunction], HostFunction]:
+    """Register ``fn(ctx, *args)`` as the host function ``name`` (e.g. ``"db.query"``).
+
+    ``metered=False`` keeps it out of the host-call budget; ``writes=True`` marks a
+    function with side effects (see ``WRITES``).
+    """
 
     def register(fn: HostFunction) -> HostFunction:
         HOST_FUNCTIONS[name] = fn
         if not metered:
             UNMETERED.add(name)
+        if writes:
+            WRITES.add(name)
         return fn
 
     return register
@@ -131,8 +140,10 @@ class HostContext:
             raise permission_denied(f"plugin {self.slug!r} may not call {name!r}")
         if name not in UNMETERED:
             self.host_calls += 1
-        if self.host_calls > self.limits.host_calls:
-            raise limit_exceeded(f"plugin {self.slug!r} may make at most {self.limits.host_calls} host calls per call")
+            if self.host_calls > self.limits.host_calls:
+                raise limit_exceeded(
+                    f"plugin {self.slug!r} may make at most {self.limits.host_calls} host calls per call"
+                )
         try:
             args = json.loads(args_json)
         except ValueError:
@@ -147,7 +158,7 @@ class HostContext:
                 raise HostCallError("TypeError", f"wrong number of arguments for {name}()") from None
             raise
         size = len(json.dumps(result, ensure_ascii=False, default=str))
-        if self.result_bytes + size > self.limits.result_bytes:
+        if name not in WRITES and self.result_bytes + size > self.limits.result_bytes:
             raise limit_exceeded(
                 f"host calls of plugin {self.slug!r} may return at most {self.limits.result_bytes} bytes per call"
             )

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DatabaseError, models, router, transaction
-from django.db.models.deletion import Collector
+from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 
 from ..exposure import Exposure, get_exposure
 from . import HostCallError, HostContext, host_function, permission_denied
@@ -230,15 +230,20 @@ def count(ctx: HostContext, model: Any, where: Any = None) -> int:
         raise HostCallError("ValidationError", f'count on "{access.label}" failed: invalid value') from exc
 
 
-def _assign(access: _Access, obj: models.Model, values: Any, allowed: set[str], action: str) -> list[str]:
+def _check_values(access: _Access, values: Any, allowed: set[str], action: str) -> dict[str, Any]:
+    """Check names against the grant and values for type, before any row is touched."""
     if not isinstance(values, dict) or not values:
         raise HostCallError("TypeError", "values must be a non-empty object of field: value")
     for name, value in values.items():
         if name not in allowed:
             raise permission_denied(f'plugin "{access.ctx.slug}" may not {action} field "{name}" of "{access.label}"')
-        _check_value(name, value)
-        if isinstance(value, list):
+        if isinstance(value, list) or not _is_scalar(value):
             raise HostCallError("TypeError", f'value for "{name}" must be a string, number, boolean or null')
+    return values
+
+
+def _assign(access: _Access, obj: models.Model, values: dict[str, Any]) -> list[str]:
+    for name, value in values.items():
         setattr(obj, access.model._meta.get_field(name).attname, value)
     return list(values)
 
@@ -252,13 +257,13 @@ def _validate(access: _Access, obj: models.Model, names: list[str]) -> None:
         raise HostCallError("ValidationError", f'invalid values for "{access.label}": {details}') from None
 
 
-@host_function("db.create")
+@host_function("db.create", writes=True)
 def create(ctx: HostContext, model: Any, values: Any) -> dict[str, Any]:
     access = _Access(ctx, model, "create")
     allowed = access.exposure.write & set(access.grant.create)
     access.require("create", allowed)
     obj = access.model()
-    names = _assign(access, obj, values, allowed, "set")
+    names = _assign(access, obj, _check_values(access, values, allowed, "set"))
     _validate(access, obj, names)
     ctx.charge_rows_written(1)
     try:
@@ -278,16 +283,17 @@ def _targets(ctx: HostContext, access: _Access, where: Any) -> list[models.Model
     return objs
 
 
-@host_function("db.update")
+@host_function("db.update", writes=True)
 def update(ctx: HostContext, model: Any, where: Any, values: Any) -> int:
     access = _Access(ctx, model, "update")
     allowed = access.exposure.write & set(access.grant.update)
     access.require("update", allowed)
+    values = _check_values(access, values, allowed, "update")
     objs = _targets(ctx, access, where)
     try:
         with transaction.atomic(using=router.db_for_write(access.model)):
             for obj in objs:
-                names = _assign(access, obj, values, allowed, "update")
+                names = _assign(access, obj, values)
                 _validate(access, obj, names)
                 # save() rather than QuerySet.update(): model signals fire for each row.
                 obj.save(update_fields=[access.model._meta.get_field(n).name for n in names])
@@ -296,7 +302,7 @@ def update(ctx: HostContext, model: Any, where: Any, values: Any) -> int:
     return len(objs)
 
 
-@host_function("db.delete")
+@host_function("db.delete", writes=True)
 def delete(ctx: HostContext, model: Any, where: Any) -> int:
     access = _Access(ctx, model, "delete")
     access.require("delete", access.grant.can_delete)
@@ -305,11 +311,19 @@ def delete(ctx: HostContext, model: Any, where: Any) -> int:
         return 0
     using = router.db_for_write(access.model)
     collector = Collector(using=using)
-    collector.collect(objs)
+    try:
+        collector.collect(objs)
+    except (ProtectedError, RestrictedError):
+        raise HostCallError("ValidationError", f'these "{access.label}" rows are protected by related rows') from None
+    # A plugin may delete rows of the granted model only: no cascades, and no
+    # SET_NULL/SET_DEFAULT updates of rows in other models either.
     touched = {m for m in collector.data} | {qs.model for qs in collector.fast_deletes if qs.exists()}
+    for (field, _value), batches in collector.field_updates.items():
+        if any(batch.exists() if hasattr(batch, "exists") else len(batch) for batch in batches):
+            touched.add(field.model)
     others = sorted(f"{m._meta.app_label}.{m.__name__}" for m in touched if m is not access.model)
     if others:
-        raise permission_denied(f'deleting "{access.label}" rows would also delete rows of {", ".join(others)}')
+        raise permission_denied(f'deleting "{access.label}" rows would also change rows of {", ".join(others)}')
     try:
         with transaction.atomic(using=using):
             collector.delete()

@@ -46,7 +46,7 @@ def get(ctx: HostContext, key: Any) -> Any:
     return None if item is None else _value(item)
 
 
-@host_function("storage.set")
+@host_function("storage.set", writes=True)
 def set_(ctx: HostContext, key: Any, value: Any = None) -> None:
     key = _key(key)
     encoded = json.dumps(value, ensure_ascii=False)
@@ -66,7 +66,7 @@ def set_(ctx: HostContext, key: Any, value: Any = None) -> None:
         )
 
 
-@host_function("storage.delete")
+@host_function("storage.delete", writes=True)
 def delete(ctx: HostContext, key: Any) -> bool:
     deleted, _ = _items(ctx).filter(key=_key(key)).delete()
     return bool(deleted)
@@ -92,7 +92,7 @@ def _overflow_is_an_error() -> Iterator[None]:
         raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer") from None
 
 
-@host_function("storage.incr")
+@host_function("storage.incr", writes=True)
 def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
     """Add ``by`` to the integer at ``key`` (missing counts as 0) atomically; return the sum."""
     key = _key(key)
@@ -107,9 +107,15 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
                 return items.values_list("number", flat=True).get()
             if items.exists():
                 raise HostCallError("TypeError", f"storage key {key!r} does not hold an integer")
+            size = len(key.encode()) + len(str(by))
+            used = _items(ctx).aggregate(total=Sum("size"))["total"] or 0
+            if used + size > conf.get("STORAGE_MAX_TOTAL_BYTES"):
+                raise HostCallError(
+                    "QuotaExceeded", f"plugin storage is limited to {conf.get('STORAGE_MAX_TOTAL_BYTES')} bytes in total"
+                )
             try:
                 with transaction.atomic():
-                    items.create(plugin_id=ctx.plugin_id, key=key, number=by, size=len(key.encode()) + len(str(by)))
+                    items.create(plugin_id=ctx.plugin_id, key=key, number=by, size=size)
                 return by
             except IntegrityError:
                 continue  # created concurrently: add to theirs

@@ -1,8 +1,8 @@
 """Supervisor side of the sandbox: a pool of worker processes owned by the Django process.
 
 A calling thread checks a worker out exclusively, holds the whole conversation for one
-call (including host calls, which it answers itself, on its own DB connection), then
-checks the worker back in. No jsrun object ever exists in the Django process.
+call (including host calls, which it answers itself, with the caller's DB connection and
+transaction), then checks the worker back in. No jsrun object ever exists in the Django process.
 """
 from __future__ import annotations
 
