@@ -89,3 +89,12 @@ def test_incr_of_a_new_key_respects_the_total_quota(store, settings):
     assert hooks.call("store", "set", "a", "x" * 90)["ok"]
     assert hooks.call("store", "incr", "counter")["name"] == "QuotaExceeded"
     assert hooks.call("store", "get", "counter")["value"] is None
+
+
+def test_incr_refuses_to_overflow_64_bits(store):
+    # 2**62 is exact as a JS number; adding it twice more would pass 2**63 - 1.
+    assert hooks.call("store", "set", "n", 2**62)["ok"]
+    assert hooks.call("store", "incr", "n", 2**61)["ok"]
+    assert hooks.call("store", "incr", "n", 2**62)["name"] == "RangeError"
+    # Exact in the database (JS sees it as the nearest double).
+    assert StorageItem.objects.get(plugin__slug="store", key="n").number == 2**62 + 2**61

@@ -103,8 +103,12 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
         with transaction.atomic(), _overflow_is_an_error():
             # One UPDATE is atomic on every backend; the row stays locked until the end
             # of this transaction, so reading it back returns exactly our sum.
-            if items.filter(number__isnull=False).update(number=F("number") + by):
+            # The range filter keeps the sum within 64 bits (SQLite would turn it into a float).
+            in_range = {"number__lte": INT64[1] - by} if by >= 0 else {"number__gte": INT64[0] - by}
+            if items.filter(number__isnull=False, **in_range).update(number=F("number") + by):
                 return items.values_list("number", flat=True).get()
+            if items.filter(number__isnull=False).exists():
+                raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer")
             if items.exists():
                 raise HostCallError("TypeError", f"storage key {key!r} does not hold an integer")
             size = len(key.encode()) + len(str(by))
