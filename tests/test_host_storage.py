@@ -92,9 +92,10 @@ def test_incr_of_a_new_key_respects_the_total_quota(store, settings):
 
 
 def test_incr_refuses_to_overflow_64_bits(store):
-    # 2**62 is exact as a JS number; adding it twice more would pass 2**63 - 1.
-    assert hooks.call("store", "set", "n", 2**62)["ok"]
-    assert hooks.call("store", "incr", "n", 2**61)["ok"]
-    assert hooks.call("store", "incr", "n", 2**62)["name"] == "RangeError"
-    # Exact in the database (JS sees it as the nearest double).
-    assert StorageItem.objects.get(plugin__slug="store", key="n").number == 2**62 + 2**61
+    from plugins_app.models import Plugin
+
+    # Integers beyond 2**53 cannot come from JS exactly, so the near-limit value is set here.
+    StorageItem.objects.create(plugin=Plugin.objects.get(slug="store"), key="n", number=2**63 - 2, size=10)
+    assert hooks.call("store", "incr", "n")["ok"]
+    assert hooks.call("store", "incr", "n")["name"] == "RangeError"
+    assert StorageItem.objects.get(plugin__slug="store", key="n").number == 2**63 - 1
