@@ -65,7 +65,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 @checks.register()
 def check_exposures(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Re-check every exposure against the models as they are now (ids E010, W010)."""
-    from .exposure import exposures, get_exposure, is_secret_field
+    from .exposure import exposures, get_exposure, is_secret_field, model_label
 
     messages: list[checks.CheckMessage] = []
     for exposure in exposures():
@@ -82,7 +82,7 @@ def check_exposures(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                 )
         for name in sorted(exposure.relations):
             target = opts.get_field(name).related_model
-            if target is not None and get_exposure(f"{target._meta.app_label}.{target.__name__}") is None:
+            if target is not None and get_exposure(model_label(target)) is None:
                 messages.append(
                     checks.Warning(
                         f"{exposure.label}.{name} is exposed as a relation, but its target "

@@ -16,7 +16,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 
-from ..exposure import Exposure, get_exposure
+from ..exposure import Exposure, get_exposure, model_label
 from . import HostCallError, HostContext, host_function, permission_denied
 
 DEFAULT_LIMIT = 100
@@ -52,8 +52,7 @@ class _Access:
 
 
 def _access_for(ctx: HostContext, model: type[models.Model]) -> _Access:
-    label = f"{model._meta.app_label}.{model.__name__}"
-    return _Access(ctx, label, "read")
+    return _Access(ctx, model_label(model), "read")
 
 
 def _resolve_path(access: _Access, key: Any, *, allow_lookup: bool) -> str:
@@ -321,7 +320,7 @@ def delete(ctx: HostContext, model: Any, where: Any) -> int:
     for (field, _value), batches in collector.field_updates.items():
         if any(batch.exists() if hasattr(batch, "exists") else len(batch) for batch in batches):
             touched.add(field.model)
-    others = sorted(f"{m._meta.app_label}.{m.__name__}" for m in touched if m is not access.model)
+    others = sorted(model_label(m) for m in touched if m is not access.model)
     if others:
         raise permission_denied(f'deleting "{access.label}" rows would also change rows of {", ".join(others)}')
     try:
