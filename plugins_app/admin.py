@@ -11,7 +11,6 @@ from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
-from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -39,29 +38,6 @@ def _has_plugin_perm(request: HttpRequest, action: str) -> bool:
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
 
-class OptionalInlineFormSet(BaseInlineFormSet):
-    """An inline formset that reads a POST without its management form as "no rows".
-
-    Scripts and tests that post only the plugin's own fields keep working and leave
-    the inline's objects alone, instead of failing with "ManagementForm data is missing".
-    A management form that is present but invalid is still an error.
-    """
-
-    @property
-    def management_form(self) -> Any:
-        if self.is_bound and self.add_prefix("TOTAL_FORMS") not in self.data:
-            if not hasattr(self, "_empty_management_form"):
-                self._empty_management_form = forms.formsets.ManagementForm(
-                    {self.add_prefix("TOTAL_FORMS"): 0, self.add_prefix("INITIAL_FORMS"): 0},
-                    auto_id=self.auto_id,
-                    prefix=self.prefix,
-                    renderer=self.renderer,
-                )
-                self._empty_management_form.full_clean()
-            return self._empty_management_form
-        return super().management_form
-
-
 class PluginGrantInline(admin.TabularInline):
     """A plugin's grants, edited on its page.
 
@@ -72,7 +48,6 @@ class PluginGrantInline(admin.TabularInline):
 
     model = PluginGrant
     form = PluginGrantForm
-    formset = OptionalInlineFormSet
     fields = ("model", "read", "create", "update", "can_delete")
     extra = 0
     verbose_name = "model access grant"
@@ -99,7 +74,6 @@ class StorageItemInline(admin.TabularInline):
     """A plugin's key/value store, read-only; whoever may change the plugin may delete keys."""
 
     model = StorageItem
-    formset = OptionalInlineFormSet
     fields = ("key", "value_preview", "number", "size", "updated_at")
     readonly_fields = fields
     extra = 0

@@ -30,6 +30,11 @@ def form_data(**overrides) -> dict:
         "memory_limit_mb": "64",
         "timeout_ms": "1000",
         "config": '{"version": "2"}',
+        # The inlines' management forms, as the admin page posts them (no rows).
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
+        "storage_items-TOTAL_FORMS": "0",
+        "storage_items-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data
