@@ -301,7 +301,7 @@ class Walkthrough:
             if page.locator(f"#id_{name}_to option").count():
                 page.click(f"#id_{name}_remove_all")
         page.fill("#id_user_permissions_input", "can view plugin")
-        page.select_option("#id_user_permissions_from", label="Plugins | plugin | Can view plugin")
+        page.select_option("#id_user_permissions_from", label="JavaScript plugins | plugin | Can view plugin")
         page.click("#id_user_permissions_add")
         self.submit(page, "input[name=_save]")
         saved = "/admin/auth/user/" in page.url and "/change/" not in page.url
