@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESULT_BYTES": 1 * MIB,
     "MAX_LOG_LINES": 100,
     "MAX_LOG_LINE_CHARS": 2000,
+    # Dispatch.
+    "BREAKER_THRESHOLD": 5,  # consecutive failures that pause a plugin; 0 disables the breaker
+    "MAX_HOOK_DEPTH": 3,  # hooks calling hooks (via host calls and signals), outermost = 1
     # Sandbox processes.
     "POOL_SIZE": 2,
     "WARM_RUNTIMES_PER_WORKER": 2,

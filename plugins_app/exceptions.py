@@ -19,6 +19,14 @@ class PluginDisabled(PluginError):
     """The plugin is installed but not enabled."""
 
 
+class PluginPaused(PluginDisabled):
+    """The circuit breaker paused the plugin after repeated failures; an operator must resume it."""
+
+
+class HookDepthExceeded(PluginError):
+    """A hook called (through host calls and signals) hooks nested deeper than MAX_HOOK_DEPTH."""
+
+
 class HookNotFound(PluginError):
     """The plugin does not define the requested hook."""
 

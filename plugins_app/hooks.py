@@ -9,20 +9,49 @@ Every failure is a :class:`~plugins_app.exceptions.PluginError` subclass.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from . import conf
-from .exceptions import HookNotFound, PluginDataError, PluginDisabled, PluginNotFound
+from . import breaker
+from .exceptions import (
+    HookDepthExceeded,
+    HookNotFound,
+    PluginCrashed,
+    PluginDataError,
+    PluginDisabled,
+    PluginError,
+    PluginMemoryError,
+    PluginNotFound,
+    PluginPaused,
+    PluginScriptError,
+    PluginTimeout,
+)
 from .host_api import HostContext, HostLimits, LogLine
 from .sandbox import pool
 
-__all__ = ["CallResult", "acall", "arun", "call", "run"]
+if TYPE_CHECKING:
+    from .models import DispatchRow
+
+__all__ = [
+    "ActionResult", "CallResult", "aapply_filters", "acall", "ado_action", "apply_filters", "arun", "call",
+    "do_action", "run",
+]
+
+logger = logging.getLogger("plugins_app.hooks")
+
+# Failures that are the plugin's own doing and count towards its circuit breaker.
+# (Not: unknown/disabled plugin or hook, bad arguments from the caller, a busy pool.)
+PLUGIN_FAULTS = (PluginTimeout, PluginMemoryError, PluginCrashed, PluginScriptError)
 
 @dataclass
 class CallResult:
@@ -69,10 +98,33 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
         raise PluginNotFound(f"no plugin {slug!r} is installed", slug=slug)
     if require_enabled and not row.enabled:
         raise PluginDisabled(f"plugin {slug!r} is disabled", slug=slug)
+    if require_enabled and row.paused:
+        raise PluginPaused(f"plugin {slug!r} was paused after repeated failures; resume it to call it", slug=slug)
+    return _run_row(row, hook, args, timeout)
+
+
+def _run_row(row: DispatchRow, hook: str, args: tuple[Any, ...], timeout: float | None) -> CallResult:
+    slug = row.slug
     if hook not in row.hooks:
         raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
     args_json = _encode_args(slug, args)
     seconds = _effective_timeout(row.timeout_ms, timeout)
+    with _nesting(slug):
+        try:
+            result = _invoke(row, hook, args_json, seconds)
+        except PluginError as exc:
+            if isinstance(exc, PLUGIN_FAULTS):
+                breaker.record_failure(row, exc)
+            raise
+    if row.consecutive_failures:
+        breaker.record_success(row)
+    return result
+
+
+def _invoke(row: DispatchRow, hook: str, args_json: str, seconds: float) -> CallResult:
+    from .models import Plugin
+
+    slug = row.slug
     context = HostContext(
         slug,
         plugin_id=row.pk,
@@ -103,6 +155,7 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
             memory_mb=row.memory_limit_mb,
             spec_loader=load_spec,
             host=context.handle,
+            nested=_depth.value > 1,
         )
     )
     duration = (time.perf_counter() - started) * 1000.0
@@ -116,18 +169,29 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
     return CallResult(slug, hook, value, row.version, duration, context.logs)
 
 
+class _Depth(threading.local):
+    value = 0
+
+
+_depth = _Depth()
+
+
+@contextmanager
+def _nesting(slug: str) -> Iterator[None]:
+    """Count hook calls nested on this thread (a host call whose signal calls a hook)."""
+    limit = conf.get("MAX_HOOK_DEPTH")
+    if _depth.value >= limit:
+        raise HookDepthExceeded(f"hooks nested deeper than {limit} levels (at plugin {slug!r})", slug=slug)
+    _depth.value += 1
+    try:
+        yield
+    finally:
+        _depth.value -= 1
+
+
 def call(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:
     """Call ``hook`` of the enabled plugin ``slug`` and return its (JSON-like) result."""
     return run(slug, hook, *args, timeout=timeout).value
-
-
-def _run_in_executor_thread(*args: Any, **kwargs: Any) -> CallResult:
-    try:
-        return run(*args, **kwargs)
-    finally:
-        # Executor threads are not request threads: nothing else would ever close (or
-        # recycle, per CONN_MAX_AGE) the connection this thread opened for host calls.
-        close_old_connections()
 
 
 async def arun(slug: str, hook: str, *args: Any, timeout: float | None = None, require_enabled: bool = True) -> CallResult:
@@ -137,11 +201,91 @@ async def arun(slug: str, hook: str, *args: Any, timeout: float | None = None, r
     thread-sensitive thread), so slow plugins do not serialize an ASGI site; host calls
     therefore use that thread's own database connection, outside any caller transaction.
     """
-    return await sync_to_async(_run_in_executor_thread, thread_sensitive=False)(
-        slug, hook, *args, timeout=timeout, require_enabled=require_enabled
-    )
+    return await _in_executor_thread(run)(slug, hook, *args, timeout=timeout, require_enabled=require_enabled)
 
 
 async def acall(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:
     """Async twin of :func:`call`."""
     return (await arun(slug, hook, *args, timeout=timeout)).value
+
+
+# -- actions and filters -------------------------------------------------------------
+
+
+@dataclass
+class ActionResult:
+    """One plugin's outcome in :func:`do_action`: its value, or the error it raised."""
+
+    slug: str
+    value: Any = None
+    error: PluginError | None = None
+    logs: list[LogLine] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def do_action(hook: str, *args: Any, timeout: float | None = None) -> list[ActionResult]:
+    """Run ``hook`` of every enabled, unpaused plugin that defines it, in priority order.
+
+    A robust send: a failing plugin is logged and reported in its ``ActionResult``; the
+    others still run. Nothing is raised for plugin failures.
+    """
+    from .models import Plugin
+
+    results = []
+    for row in Plugin.objects.dispatch_rows_for_hook(hook):
+        try:
+            result = _run_row(row, hook, args, timeout)
+        except PluginError as exc:
+            logger.warning("action %r: plugin %r failed: %s: %s", hook, row.slug, type(exc).__name__, exc)
+            results.append(ActionResult(row.slug, error=exc))
+        else:
+            results.append(ActionResult(row.slug, value=result.value, logs=result.logs))
+    return results
+
+
+def apply_filters(hook: str, value: Any, *args: Any, fail_closed: bool = False, timeout: float | None = None) -> Any:
+    """Pass ``value`` through ``hook`` of each enabled, unpaused plugin in priority order.
+
+    Each plugin receives ``(value, *args)`` and returns the new value. A failing plugin
+    is skipped (logged) and the value it was given goes on to the next one, unless
+    ``fail_closed=True``, in which case its ``PluginError`` is raised.
+    """
+    from .models import Plugin
+
+    for row in Plugin.objects.dispatch_rows_for_hook(hook):
+        try:
+            value = _run_row(row, hook, (value, *args), timeout).value
+        except PluginError as exc:
+            if fail_closed:
+                raise
+            logger.warning("filter %r: plugin %r skipped: %s: %s", hook, row.slug, type(exc).__name__, exc)
+    return value
+
+
+def _in_executor_thread(function: Any) -> Any:
+    """``function`` as an awaitable run in the default executor. Executor threads are not
+    request threads: nothing else would ever close (or recycle, per CONN_MAX_AGE) the
+    connection such a thread opened for host calls."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(wrapper, thread_sensitive=False)
+
+
+async def ado_action(hook: str, *args: Any, timeout: float | None = None) -> list[ActionResult]:
+    """Async twin of :func:`do_action` (runs in an executor thread, like :func:`arun`)."""
+    return await _in_executor_thread(do_action)(hook, *args, timeout=timeout)
+
+
+async def aapply_filters(
+    hook: str, value: Any, *args: Any, fail_closed: bool = False, timeout: float | None = None
+) -> Any:
+    """Async twin of :func:`apply_filters`."""
+    return await _in_executor_thread(apply_filters)(hook, value, *args, fail_closed=fail_closed, timeout=timeout)

@@ -64,6 +64,8 @@ class DispatchRow:
     max_rows_read: int = 0
     max_rows_written: int = 0
     max_host_result_bytes: int = 0
+    consecutive_failures: int = 0
+    paused: bool = False
 
     @property
     def runtime_key(self) -> str:
@@ -73,6 +75,7 @@ class DispatchRow:
 _DISPATCH_COLUMNS = (
     "id", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb",
     "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
+    "consecutive_failures", "paused_at",
 )
 
 
@@ -81,6 +84,13 @@ def _dispatch_sql(alias: str, table: str) -> str:
     quote = connections[alias].ops.quote_name
     columns = ", ".join(quote(c) for c in _DISPATCH_COLUMNS)
     return f"SELECT {columns} FROM {quote(table)} WHERE {quote('slug')} = %s"
+
+
+def _dispatch_row(row: tuple[Any, ...]) -> DispatchRow:
+    pk, slug, enabled, hooks, *rest, paused_at = row
+    if isinstance(hooks, str | bytes):  # JSON columns arrive as text on some backends
+        hooks = json.loads(hooks)
+    return DispatchRow(pk, slug, bool(enabled), tuple(hooks or ()), *rest, paused=paused_at is not None)
 
 
 class PluginQuerySet(models.QuerySet["Plugin"]):
@@ -98,10 +108,17 @@ class PluginQuerySet(models.QuerySet["Plugin"]):
             row = cursor.fetchone()
         if row is None:
             return None
-        pk, slug, enabled, hooks, *rest = row
-        if isinstance(hooks, str | bytes):  # JSON columns arrive as text on some backends
-            hooks = json.loads(hooks)
-        return DispatchRow(pk, slug, bool(enabled), tuple(hooks or ()), *rest)
+        return _dispatch_row(row)
+
+    def dispatch_rows_for_hook(self, hook: str) -> list[DispatchRow]:
+        """Enabled, unpaused plugins that define ``hook``, in dispatch order.
+
+        Goes through the ``PluginHook`` index, so its cost depends on how many plugins
+        implement the hook, not on how many are installed.
+        """
+        plugins = self.filter(hook_index__name=hook, enabled=True, paused_at__isnull=True)
+        rows = plugins.order_by("priority", "slug").values_list(*[c if c != "id" else "pk" for c in _DISPATCH_COLUMNS])
+        return [_dispatch_row(row) for row in rows]
 
 
 class Plugin(models.Model):
@@ -151,6 +168,17 @@ class Plugin(models.Model):
         help_text=_("Total size of what host calls may return to the plugin per hook call."),
     )
     hooks = models.JSONField(_("hooks"), default=list, editable=False, help_text=_("Discovered on save."))
+    priority = models.IntegerField(
+        _("priority"), default=100, db_index=True,
+        help_text=_("Actions and filters run plugins in ascending priority, then by slug."),
+    )
+    http_enabled = models.BooleanField(
+        _("serves HTTP"), default=False,
+        help_text=_("Lets the plugin answer requests under /plugins/<slug>/ with its onRequest hook."),
+    )
+    consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0, editable=False)
+    paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
+    paused_reason = models.TextField(_("pause reason"), blank=True, editable=False)
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
     fingerprint = models.CharField(max_length=64, editable=False, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -222,6 +250,33 @@ class Plugin(models.Model):
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "fingerprint", "version", "hooks"}
         super().save(*args, **kwargs)
+        self._sync_hook_index()
+
+    def _sync_hook_index(self) -> None:
+        wanted = set(self.hooks or ())
+        index = self.hook_index.all()
+        have = {h.name for h in index}
+        if wanted != have:
+            index.exclude(name__in=wanted).delete()
+            PluginHook.objects.bulk_create([PluginHook(plugin=self, name=n) for n in wanted - have])
+
+    @property
+    def is_paused(self) -> bool:
+        return self.paused_at is not None
+
+
+class PluginHook(models.Model):
+    """One hook a plugin defines: an index so that dispatch by hook name touches only
+    the plugins that implement it, however many are installed."""
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="hook_index")
+    name = models.CharField(max_length=200, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["plugin", "name"], name="plugins_app_hook_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.plugin_id}:{self.name}"
 
 
 class PluginGrant(models.Model):

@@ -193,7 +193,11 @@ class SandboxPool:
         self._count = 0
         self._closed = False
 
-    def checkout(self, prefer_key: str | None, timeout: float) -> WorkerProcess:
+    def checkout(self, prefer_key: str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
+        """A worker for one call: an idle one (preferring one where ``prefer_key`` is
+        warm), a new one while below ``size``, else wait up to ``timeout``. With
+        ``overflow`` a new worker is started instead of waiting; it is stopped when it
+        is checked in while the pool is above its size."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -210,7 +214,7 @@ class SandboxPool:
                         if prefer_key in self._idle[index].warm:
                             return self._idle.pop(index)
                     return self._idle.pop()
-                if self._count < self.size:
+                if self._count < self.size or overflow:
                     self._count += 1
                     break
                 remaining = deadline - time.monotonic()
@@ -229,7 +233,7 @@ class SandboxPool:
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
         if healthy and worker.alive():
             with self._cond:
-                if not self._closed:
+                if not self._closed and self._count <= self.size:
                     self._idle.append(worker)
                     self._cond.notify()
                     return
@@ -302,13 +306,20 @@ class Invocation:
     memory_mb: int
     spec_loader: Callable[[], dict[str, Any]]
     host: HostHandler
+    # A call made while this thread already holds a worker (a hook called from a host
+    # call): it may start a worker beyond POOL_SIZE instead of waiting for one, since
+    # waiting could wait on itself. MAX_HOOK_DEPTH bounds how many such workers exist.
+    nested: bool = False
 
 
 def invoke(inv: Invocation) -> str:
     """Run ``inv`` in a sandbox process; return the hook's result as JSON text."""
     message = {"op": "call", "key": inv.key, "hook": inv.hook, "args": inv.args_json, "timeout": inv.timeout}
     return _retry_if_died_before_start(
-        partial(_converse, inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host)
+        partial(
+            _converse, inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host,
+            nested=inv.nested,
+        )
     )
 
 
@@ -338,10 +349,11 @@ def _converse(
     spec_loader: Callable[[], dict[str, Any]],
     host: HostHandler,
     retry: bool = True,
+    nested: bool = False,
 ) -> str:
     grace = conf.get("SUPERVISOR_GRACE_MS") / 1000.0
     pool = get_pool()
-    worker = pool.checkout(key, conf.get("CHECKOUT_TIMEOUT_SECONDS"))
+    worker = pool.checkout(key, conf.get("CHECKOUT_TIMEOUT_SECONDS"), overflow=nested)
     healthy = False
     worker.rss_at_first_poll = 0
     progressed = False

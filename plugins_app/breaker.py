@@ -1,0 +1,54 @@
+"""Circuit breaker: a plugin that fails BREAKER_THRESHOLD calls in a row is paused.
+
+Paused plugins are skipped by actions and filters and refused by direct calls until an
+operator resumes them (admin action or ``manage.py plugins resume SLUG``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from django.db.models import F
+from django.utils import timezone
+
+from . import conf
+
+if TYPE_CHECKING:
+    from .exceptions import PluginError
+    from .models import DispatchRow
+
+logger = logging.getLogger("plugins_app.breaker")
+
+
+def record_failure(row: DispatchRow, exc: PluginError) -> None:
+    """Count one more consecutive failure; pause the plugin at the threshold."""
+    from .models import Plugin
+
+    threshold = conf.get("BREAKER_THRESHOLD")
+    plugins = Plugin.objects.filter(pk=row.pk)
+    plugins.update(consecutive_failures=F("consecutive_failures") + 1)
+    if not threshold:
+        return
+    reason = f"{threshold} consecutive failures; last: {type(exc).__name__}: {exc}"[:2000]
+    paused = plugins.filter(consecutive_failures__gte=threshold, paused_at__isnull=True).update(
+        paused_at=timezone.now(), paused_reason=reason
+    )
+    if paused:
+        logger.warning("plugin %r paused by the circuit breaker: %s", row.slug, reason)
+
+
+def record_success(row: DispatchRow) -> None:
+    from .models import Plugin
+
+    Plugin.objects.filter(pk=row.pk).update(consecutive_failures=0)
+
+
+def resume(slug: str) -> bool:
+    """Resume a paused plugin (and reset its failure count); False if it was not paused."""
+    from .models import Plugin
+
+    return bool(
+        Plugin.objects.filter(slug=slug, paused_at__isnull=False).update(
+            paused_at=None, paused_reason="", consecutive_failures=0
+        )
+    )
