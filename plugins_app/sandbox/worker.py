@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
+import re
 import resource
 import select
 import sys
@@ -38,6 +40,8 @@ import protocol  # type: ignore[import-not-found]  # sibling module, see pool.py
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SCRIPT_NAME = "<eval_async>"
+FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
+POLL_SECONDS = 0.02  # how often a call that has not answered yet checks its deadline
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
 
 # Runs once in every new runtime, before the plugin's code. Captures the host bridge
@@ -119,7 +123,7 @@ BOOTSTRAP_JS = r"""
     if (text.length > maxChars) fail("__PluginResultTooLarge", "result of " + text.length + " characters");
     return text;
   };
-  return (hook, argsJson) => {
+  const dispatch = (hook, argsJson) => {
     const p = (typeof plugin === "undefined") ? undefined : plugin;
     const fn = (p === null || p === undefined) ? undefined : p[hook];
     if (typeof fn !== "function") fail("__HookNotFound", "plugin defines no hook " + stringify(hook));
@@ -128,6 +132,40 @@ BOOTSTRAP_JS = r"""
       return apply(then, resolve(r), [out]);
     }
     return out(r);
+  };
+  const field = (e, key) => { try { const v = e[key]; return v === undefined ? "" : String(v); } catch (x) { return ""; } };
+  const describe = (e) => (e !== null && (typeof e === "object" || typeof e === "function"))
+    ? { name: field(e, "name"), message: field(e, "message"), stack: field(e, "stack") }
+    : { name: "", message: (() => { try { return String(e); } catch (x) { return typeof e; } })(), stack: "" };
+
+  // The park loop: the runtime's thread waits inside next() (in Python, blocked on a
+  // queue) between calls. A jsrun runtime that is merely idle spins a CPU core; one
+  // parked here costs nothing, so warm runtimes are cheap to keep. The loop never
+  // awaits: V8's heap-limit termination does not end a call whose code runs in a
+  // microtask (measured), so sync hooks run in the call itself. An async hook's
+  // promise is settled after the loop returns; the host then parks the runtime again.
+  const next = g.__plugins_next, respond = g.__plugins_respond;
+  delete g.__plugins_next;
+  delete g.__plugins_respond;
+  const fromPromise = (kind) => (value) => respond(kind, kind === "ok" ? value : stringify(describe(value)), true);
+  return () => {
+    while (true) {
+      const request = next();
+      if (request === null) return "stopped";
+      let result;
+      try {
+        result = dispatch(request[0], request[1]);
+      } catch (e) {
+        respond("error", stringify(describe(e)), false);
+        continue;
+      }
+      if (typeof result === "string") {
+        respond("ok", result, false);
+        continue;
+      }
+      apply(then, result, [fromPromise("ok"), fromPromise("error")]);
+      return "unparked";
+    }
   };
 })();
 """
@@ -174,7 +212,10 @@ class Spec:
 class Warm:
     spec: Spec
     runtime: Any
-    dispatcher: Any = None
+    park: Any = None  # the park loop (a JsFunction), kept referenced for the runtime's life
+    park_future: Any = None  # its call_async future: done only when the loop stops or V8 dies
+    requests: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    responses: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
     handles: list[Any] = field(default_factory=list)
     last_used: float = 0.0
     dead: bool = False
@@ -187,6 +228,7 @@ class Worker:
         self.out_fd = 1
         self.specs: OrderedDict[str, Spec] = OrderedDict()
         self.warm: OrderedDict[str, Warm] = OrderedDict()
+        self.retiring: list[Warm] = []
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
 
@@ -230,6 +272,7 @@ class Worker:
         try:
             if op == "call":
                 text = self.loop.run_until_complete(self.call(message))
+                self.enforce_warm_bound()
                 self.send({"op": "result", "ok": text, "warm": list(self.warm)})
             elif op == "inspect":
                 spec = self.spec_from(message["spec"])
@@ -241,6 +284,7 @@ class Worker:
                 self.send({"op": "result", "error": {"kind": "internal", "message": f"unknown op {op!r}"}})
         except CallFailed as exc:
             self.send({"op": "result", "error": exc.error, "warm": list(self.warm)})
+        self.close_retiring()
 
     def shutdown(self) -> None:
         for key in list(self.warm):
@@ -274,31 +318,82 @@ class Worker:
         self.specs.move_to_end(key)
         warm = self.warm.get(key)
         if warm is None:
+            # Make room first: every runtime reserves address space under RLIMIT_DATA.
+            while len(self.warm) >= int(self.options["warm_runtimes"]):
+                oldest = self.warm.pop(next(iter(self.warm)))
+                await self.stop_park(oldest)
+                self.close_warm(oldest)
             warm = await self.load(spec, timeout)
             self.forget_other_versions(spec)
             self.warm[key] = warm
             self.send({"op": "loaded"})
         self.warm.move_to_end(key)
-        self.enforce_warm_bound()
-        hook, args = str(message["hook"]), str(message["args"])
         try:
-            result = await self.run(warm, lambda: warm.dispatcher.call_async(hook, args), timeout)
+            return await self.call_parked(warm, str(message["hook"]), str(message["args"]), timeout)
         finally:
             warm.last_used = time.monotonic()
             if warm.dead:
                 self.discard(key)
-        if not isinstance(result, str):
-            raise CallFailed({"kind": "internal", "message": "dispatcher returned a non-string"})
-        return result
+
+    async def call_parked(self, warm: Warm, hook: str, args: str, timeout: float) -> str:
+        """Hand one call to the runtime's park loop and wait for its reply.
+
+        The reply normally arrives within microseconds; while waiting longer this polls,
+        letting jsrun report a runtime that died (heap limit) and enforcing the deadline.
+        """
+        self.limit_data(current_data_bytes() + 2 * warm.spec.memory_mb * MIB + 64 * MIB)
+        warm.requests.put([hook, args])
+        deadline = time.monotonic() + timeout
+        stuck_at = None
+        try:
+            while True:
+                try:
+                    kind, text, unparked = warm.responses.get(timeout=POLL_SECONDS)
+                    break
+                except queue.Empty:
+                    pass
+                await asyncio.sleep(0)  # lets jsrun deliver the park loop's end, if any
+                future = warm.park_future
+                if future.done() and future.exception() is not None:
+                    # V8 stopped the code: heap limit, or our terminate() below.
+                    warm.dead = True
+                    raise CallFailed(self.classify(future.exception(), warm, terminated=stuck_at is not None))
+                now = time.monotonic()
+                if stuck_at is None and now >= deadline:
+                    warm.dead = True
+                    warm.runtime.terminate()
+                    if future.done():
+                        # An async hook whose promise never settled: nothing is running.
+                        raise CallFailed({"kind": "timeout", "message": "time limit exceeded"})
+                    stuck_at = now + 2.0
+                elif stuck_at is not None and now >= stuck_at:
+                    os._exit(3)  # V8 did not stop (seen with some heap bombs): the supervisor restarts us
+        finally:
+            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
+        if unparked:
+            # An async hook: the park loop returned before its promise settled. Park again.
+            await asyncio.wait({warm.park_future}, timeout=1.0)
+            if not warm.park_future.done():
+                warm.dead = True
+            else:
+                warm.park_future.exception()
+                warm.park_future = asyncio.ensure_future(warm.park.call_async())
+        if kind == "ok" and isinstance(text, str):
+            return text
+        try:
+            reported = json.loads(text)
+        except (TypeError, ValueError):
+            reported = {"name": "Error", "message": "unreadable error"}
+        raise CallFailed(self.classify_thrown(warm, reported))
 
     async def inspect(self, spec: Spec, timeout: float) -> str:
-        warm = await self.load(spec, timeout)
+        warm = await self.load(spec, timeout, start_park=False)
         try:
             return await self.run(warm, lambda: warm.runtime.eval_async(INSPECT_JS), timeout)
         finally:
             self.close_warm(warm)
 
-    async def load(self, spec: Spec, timeout: float) -> Warm:
+    async def load(self, spec: Spec, timeout: float, *, start_park: bool = True) -> Warm:
         config = jsrun.RuntimeConfig(
             max_heap_size=spec.memory_mb * MIB,
             max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
@@ -311,12 +406,19 @@ class Worker:
         warm = Warm(spec=spec, runtime=runtime)
         try:
             runtime.bind_function("__plugins_host", self.host)
+            runtime.bind_function("__plugins_next", warm.requests.get)
+            # Bind the queues, not `warm`: a closure over `warm` would let the runtime's own
+            # thread drop the last reference to the Runtime, which jsrun refuses (unsendable).
+            responses = warm.responses
+            runtime.bind_function("__plugins_respond", lambda kind, text, unparked: responses.put((kind, text, unparked)))
             bootstrap = BOOTSTRAP_JS.replace("__CONFIG__", json.dumps(spec.config_json)).replace(
                 "__MAX_CHARS__", str(int(self.options["max_result_bytes"]))
             )
-            warm.dispatcher = runtime.eval(bootstrap)
+            warm.park = runtime.eval(bootstrap)
             result = await self.run(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
+            if start_park:
+                warm.park_future = asyncio.ensure_future(warm.park.call_async())
         except BaseException:
             self.close_warm(warm)
             raise
@@ -373,33 +475,44 @@ class Worker:
             if name == "" and "Uncaught null" in text:
                 # V8 terminated execution without us asking: the heap limit was hit.
                 return {"kind": "memory", "message": f"heap limit of {warm.spec.memory_mb} MiB exceeded"}
-            if name == "RangeError" and ("allocation failed" in message or "Invalid string length" in message):
-                return {"kind": "memory", "message": f"memory limit exceeded ({message})"}
-            if name == "__HookNotFound":
-                return {"kind": "hook_not_found", "message": message}
-            if name == "__PluginResultTooLarge":
-                return {"kind": "too_large", "message": message}
-            line = column = None
-            for frame in exc.frames or []:
-                if frame.get("file_name") == SCRIPT_NAME:
-                    line, column = frame.get("line_number"), frame.get("column_number")
-                    break
-            stack = "\n".join(
-                line.replace(SCRIPT_NAME, f"{slug}.js")
-                for line in (exc.stack or "").splitlines()
-                if "<eval>" not in line  # frames of our own dispatcher, not the plugin's
+            position = next(
+                ((f.get("line_number"), f.get("column_number")) for f in exc.frames or [] if f.get("file_name") == SCRIPT_NAME),
+                (None, None),
             )
-            return {
-                "kind": "script",
-                "name": name or "Error",
-                "message": message,
-                "stack": stack[:8000],
-                "line": line,
-                "column": column,
-            }
+            return self.script_error(warm, name, message, exc.stack or "", position)
         if isinstance(exc, RuntimeError) and "serializ" in text.lower():
             return {"kind": "too_large", "message": text[:500]}
         return {"kind": "internal", "message": f"{type(exc).__name__}: {text[:500]}"}
+
+    def classify_thrown(self, warm: Warm, reported: dict[str, Any]) -> dict[str, Any]:
+        """Classify an error the park loop caught and described (name, message, stack)."""
+        stack = str(reported.get("stack") or "")
+        match = FRAME.search(stack)
+        position = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+        return self.script_error(warm, str(reported.get("name") or ""), str(reported.get("message") or ""), stack, position)
+
+    def script_error(
+        self, warm: Warm, name: str, message: str, stack: str, position: tuple[int | None, int | None]
+    ) -> dict[str, Any]:
+        if name == "RangeError" and ("allocation failed" in message or "Invalid string length" in message):
+            return {"kind": "memory", "message": f"memory limit exceeded ({message})"}
+        if name == "__HookNotFound":
+            return {"kind": "hook_not_found", "message": message}
+        if name == "__PluginResultTooLarge":
+            return {"kind": "too_large", "message": message}
+        cleaned = "\n".join(
+            line.replace(SCRIPT_NAME, f"{warm.spec.slug}.js")
+            for line in stack.splitlines()
+            if "<eval>" not in line  # frames of our own bootstrap, not the plugin's
+        )
+        return {
+            "kind": "script",
+            "name": name or "Error",
+            "message": message[:4000],
+            "stack": cleaned[:8000],
+            "line": position[0],
+            "column": position[1],
+        }
 
     def limit_data(self, limit: int) -> None:
         ceiling = int(self.options["data_limit_mb"]) * MIB
@@ -436,10 +549,34 @@ class Worker:
 
     def discard(self, key: str) -> None:
         warm = self.warm.pop(key, None)
-        if warm is not None:
+        if warm is None:
+            return
+        if self.loop.is_running() and not warm.dead:
+            # Inside a call: stopping a park loop needs the event loop, so this runtime
+            # is closed right after the call (see handle()).
+            self.retiring.append(warm)
+        else:
             self.close_warm(warm)
 
+    def close_retiring(self) -> None:
+        while self.retiring:
+            self.close_warm(self.retiring.pop())
+
+    async def stop_park(self, warm: Warm) -> None:
+        """Let a healthy runtime's park loop return, so that closing it does not block."""
+        future = warm.park_future
+        if future is not None and not future.done() and not warm.dead:
+            warm.requests.put(None)
+            await asyncio.wait({future}, timeout=1.0)
+
     def close_warm(self, warm: Warm) -> None:
+        future = warm.park_future
+        if future is not None and not future.done() and not warm.dead:
+            warm.requests.put(None)  # the park loop returns; the runtime thread is free
+            if not self.loop.is_running():
+                self.loop.run_until_complete(asyncio.wait({future}, timeout=1.0))
+        if future is not None and future.done() and not future.cancelled():
+            future.exception()  # retrieved: no "exception was never retrieved" noise
         try:
             warm.runtime.close()
         except BaseException:
@@ -447,7 +584,7 @@ class Worker:
         # Handles are dropped only after close(): a finalizer on a closed runtime returns
         # at once, one on a busy open runtime would block this thread.
         warm.handles.clear()
-        warm.dispatcher = None
+        warm.park = None
 
 
 _STATM_FD: int | None = None
