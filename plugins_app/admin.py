@@ -1,4 +1,5 @@
-"""Django admin for plugins: install, edit, enable/disable, grant model access and try hooks."""
+"""Django admin for plugins: install, edit, enable/disable, resume paused plugins, grant
+model access and try hooks."""
 from __future__ import annotations
 
 import json
@@ -18,15 +19,20 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from . import hooks
+from . import breaker, hooks
 from .exceptions import PluginError, PluginScriptError
 from .forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm, TryHookForm
 from .models import Plugin, PluginGrant, StorageItem
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
-MAIN_FIELDSET: FieldsetSpec = (None, {"fields": ("name", "slug", "description", "enabled")})
+MAIN_FIELDSET: FieldsetSpec = (
+    None, {"fields": ("name", "slug", "description", "enabled", "priority", "http_enabled")}
+)
 LIMITS_FIELDSET: FieldsetSpec = ("Limits", {"fields": ("memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS)})
+# Set by the circuit breaker (plugins_app.breaker), never by the form.
+BREAKER_FIELDS = ("consecutive_failures", "paused_at", "paused_reason")
+BREAKER_FIELDSET: FieldsetSpec = ("Circuit breaker", {"fields": BREAKER_FIELDS})
 HISTORY_FIELDSET: FieldsetSpec = (
     "History",
     {"classes": ("collapse",), "fields": ("version", "created_at", "created_by", "updated_at", "updated_by")},
@@ -99,13 +105,33 @@ class StorageItemInline(admin.TabularInline):
         return _has_plugin_perm(request, "change")
 
 
+class PausedListFilter(admin.SimpleListFilter):
+    """Plugins the circuit breaker paused (``paused_at`` set), or those running normally."""
+
+    title = "paused"
+    parameter_name = "paused"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Paused"), ("no", "Not paused")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> QuerySet[Plugin]:
+        if self.value() == "yes":
+            return queryset.filter(paused_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(paused_at__isnull=True)
+        return queryset
+
+
 @admin.register(Plugin)
 class PluginAdmin(admin.ModelAdmin):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)
-    list_display = ("name", "slug", "enabled", "hook_list", "version", "limits", "updated_at")
+    list_display = (
+        "name", "slug", "enabled", "paused", "priority", "http_enabled", "hook_list", "version", "limits", "updated_at"
+    )
     list_display_links = ("name", "slug")
-    list_filter = ("enabled",)
+    list_editable = ("priority",)
+    list_filter = ("enabled", PausedListFilter, "http_enabled")
     search_fields = ("slug", "name", "description")
     readonly_fields = (
         "hook_list",
@@ -118,9 +144,10 @@ class PluginAdmin(admin.ModelAdmin):
         "source_code",
         "config_json",
         "config_schema_json",
+        *BREAKER_FIELDS,
     )
     prepopulated_fields = {"slug": ("name",)}
-    actions = ("enable_plugins", "disable_plugins")
+    actions = ("enable_plugins", "disable_plugins", "resume_plugins")
 
     def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:
         if obj is None:
@@ -143,6 +170,7 @@ class PluginAdmin(admin.ModelAdmin):
             ("Code", {"fields": code}),
             LIMITS_FIELDSET,
             ("Configuration", {"fields": config}),
+            BREAKER_FIELDSET,
             HISTORY_FIELDSET,
         ]
 
@@ -150,6 +178,10 @@ class PluginAdmin(admin.ModelAdmin):
     @admin.display(description="hooks")
     def hook_list(self, obj: Plugin) -> str:
         return ", ".join(obj.hooks or []) or "—"
+
+    @admin.display(description="paused", boolean=True, ordering="paused_at")
+    def paused(self, obj: Plugin) -> bool:
+        return obj.is_paused
 
     @admin.display(description="limits")
     def limits(self, obj: Plugin) -> str:
@@ -179,7 +211,15 @@ class PluginAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user  # type: ignore[assignment]
         obj.updated_by = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Leave the circuit breaker's columns alone: a plugin paused (or failing) between
+        # loading this form and saving it must stay paused (and keep its count).
+        fields = [
+            f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS
+        ]
+        obj.save(update_fields=fields)
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -197,6 +237,24 @@ class PluginAdmin(admin.ModelAdmin):
     @admin.action(description="Disable selected plugins", permissions=["change"])
     def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
         self._set_enabled(request, queryset, enabled=False)
+
+    @admin.action(description="Resume selected plugins", permissions=["change"])
+    def resume_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+        """Resume plugins paused by the circuit breaker, recording it in each one's history."""
+        field_labels = [str(capfirst(Plugin._meta.get_field(name).verbose_name)) for name in BREAKER_FIELDS]
+        resumed = []
+        with transaction.atomic():
+            for plugin in queryset.filter(paused_at__isnull=False):
+                if not breaker.resume(plugin.slug):
+                    continue  # resumed meanwhile by someone else
+                Plugin.objects.filter(pk=plugin.pk).update(updated_at=timezone.now(), updated_by=request.user)
+                self.log_change(request, plugin, [{"changed": {"fields": field_labels}}])
+                resumed.append(plugin)
+        not_paused = queryset.count() - len(resumed)
+        text = f"Resumed {len(resumed)} plugin(s)."
+        if not_paused:
+            text += f" {not_paused} not paused."
+        self.message_user(request, text, messages.SUCCESS if resumed else messages.WARNING)
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Plugin], *, enabled: bool) -> None:
         """Switch the selected plugins, recording who did it in each one's history.

@@ -21,6 +21,9 @@ LIMIT_FIELDS = (
 )
 # Host API budgets per hook call; empty means the site default (PLUGINS_APP settings).
 HOST_LIMIT_FIELDS = ("max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes")
+# Fields where empty input means the model's default, and leaving them out of the POST
+# keeps the plugin's current value.
+DEFAULTED_FIELDS = ("priority", *HOST_LIMIT_FIELDS)
 
 
 def split_field_names(text: str | None) -> list[str]:
@@ -95,8 +98,8 @@ class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
     class Meta:
         model = Plugin
         fields = (
-            "name", "slug", "description", "enabled", "source", "memory_limit_mb", "timeout_ms",
-            *HOST_LIMIT_FIELDS, "config", "config_schema",
+            "name", "slug", "description", "enabled", "priority", "http_enabled", "source",
+            "memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS, "config", "config_schema",
         )
         field_classes = {"config": JSONObjectField, "config_schema": JSONSchemaField}
         widgets = {
@@ -120,6 +123,10 @@ class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
                 field = self.fields[name]
                 field.required = False
                 field.help_text = f"{field.help_text} Empty means the site default ({Plugin._meta.get_field(name).get_default()})."
+        if "priority" in self.fields:
+            field = self.fields["priority"]
+            field.required = False
+            field.help_text = f"{field.help_text} Empty means {Plugin._meta.get_field('priority').get_default()}."
 
     def clean_source(self) -> str:
         # Browsers submit textareas with CRLF line endings; plugins are stored with LF.
@@ -127,11 +134,11 @@ class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for name in HOST_LIMIT_FIELDS:
+        for name in DEFAULTED_FIELDS:
             if name not in self.fields or cleaned.get(name) is not None or name in self.errors:
                 continue
             # Left out of the POST entirely: keep the plugin's value (Django skips the field).
-            # Submitted empty: the site default.
+            # Submitted empty: the default (for host limits, the site default).
             widget = self.fields[name].widget
             if not widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
                 cleaned[name] = Plugin._meta.get_field(name).get_default()

@@ -1,8 +1,11 @@
-"""``manage.py plugins``: install, list, enable, disable and call plugins, and grant them
-access to exposed models, from the shell."""
+"""``manage.py plugins``: install, list, enable, disable, resume and call plugins, run
+actions and filters across plugins, and grant plugins access to exposed models, from the
+shell."""
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from plugins_app import hooks
+from plugins_app import breaker, hooks
 from plugins_app.exceptions import PluginError
 from plugins_app.exposure import get_exposure
 from plugins_app.forms import split_field_names
@@ -24,6 +27,24 @@ def _json_arg(text: str) -> Any:
     except ValueError as exc:
         raise CommandError(f"not a JSON value: {text!r} ({exc}); strings need quotes, e.g. '\"World\"'") from None
 
+
+def _seconds(text: str) -> float:
+    """argparse type of ``--timeout``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    return value
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# Written only by the circuit breaker (plugins_app.breaker).
+BREAKER_FIELDS = ("consecutive_failures", "paused_at", "paused_reason")
 
 # How the command's options are named in messages about the grant's fields.
 GRANT_OPTION_NAMES = {"read": "--read", "create": "--create", "update": "--update", "can_delete": "--delete"}
@@ -41,7 +62,10 @@ def describe_grant(grant: PluginGrant) -> str:
 
 
 class Command(BaseCommand):
-    help = "Manage JavaScript plugins: install, list, enable, disable, call, grant, revoke, grants."
+    help = (
+        "Manage JavaScript plugins: install, list, enable, disable, resume, call, do-action, "
+        "apply-filters, grant, revoke, grants."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -58,17 +82,60 @@ class Command(BaseCommand):
         install.add_argument(
             "--config-schema", dest="config_schema", help="JSON Schema the config must satisfy ('null' removes it)."
         )
+        install.add_argument(
+            "--priority", type=int, metavar="N",
+            help="Order among plugins in actions and filters: lower runs first (new plugins: 100).",
+        )
+        install.add_argument(
+            "--http", action=argparse.BooleanOptionalAction, dest="http",
+            help="Let the plugin serve requests under /plugins/<slug>/ with its onRequest hook "
+            "(--no-http stops it). Unchanged when not given.",
+        )
 
-        sub.add_parser("list", help="List installed plugins.")
+        sub.add_parser("list", help="List installed plugins: state, priority, version, limits, hooks.")
         for name in ("enable", "disable"):
             p = sub.add_parser(name, help=f"{name.capitalize()} a plugin.")
             p.add_argument("slug")
+        resume_help = (
+            "Resume a plugin the circuit breaker paused after repeated failures (and reset its "
+            "failure count). A plugin that is not paused is left alone (exit 0)."
+        )
+        resume = sub.add_parser("resume", help=resume_help, description=resume_help)
+        resume.add_argument("slug")
 
         call = sub.add_parser("call", help="Call a hook; each ARG is a JSON value. Prints the result as JSON.")
         call.add_argument("slug")
         call.add_argument("hook")
         call.add_argument("hook_args", nargs="*", metavar="ARG")
-        call.add_argument("--timeout", type=float, help="Seconds; can only shorten the plugin's limit.")
+        call.add_argument("--timeout", type=_seconds, help="Seconds; can only shorten the plugin's limit.")
+
+        action_help = (
+            "Run HOOK of every enabled, unpaused plugin that defines it, in priority order; each ARG "
+            'is a JSON value. Prints a JSON list with one object per plugin: {"plugin": slug, "ok": true, '
+            '"value": ...} or {"plugin": slug, "ok": false, "error": "ClassName: message"}. Plugins\' log '
+            "lines go to stderr as [slug] level: message. A failing plugin does not stop the others; "
+            "the exit status is 0 when every plugin succeeded (or none defines HOOK) and 1 when any failed."
+        )
+        action = sub.add_parser("do-action", help=action_help, description=action_help)
+        action.add_argument("hook", metavar="HOOK")
+        action.add_argument("hook_args", nargs="*", metavar="ARG")
+        action.add_argument("--timeout", type=_seconds, help="Seconds per plugin; can only shorten its limit.")
+
+        filters_help = (
+            "Pass VALUE through HOOK of every enabled, unpaused plugin that defines it, in priority "
+            "order: each gets (value, ARG, ...) and returns the new value. VALUE and each ARG are JSON "
+            "values. Prints the final value as JSON. A failing plugin is skipped (logged as a warning) "
+            "and the value it was given goes on, unless --fail-closed."
+        )
+        filters = sub.add_parser("apply-filters", help=filters_help, description=filters_help)
+        filters.add_argument("hook", metavar="HOOK")
+        filters.add_argument("value", metavar="VALUE")
+        filters.add_argument("hook_args", nargs="*", metavar="ARG")
+        filters.add_argument(
+            "--fail-closed", action="store_true", dest="fail_closed",
+            help="Stop at the first failing plugin: print ClassName: message on stderr, nothing on stdout, and exit 1.",
+        )
+        filters.add_argument("--timeout", type=_seconds, help="Seconds per plugin; can only shorten its limit.")
 
         grant = sub.add_parser(
             "grant",
@@ -91,11 +158,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
-        handler = getattr(self, f"do_{action}")
+        handler = getattr(self, f"do_{action.replace('-', '_')}")
         try:
             handler(options)
         except PluginError as exc:
-            self.stderr.write(f"{type(exc).__name__}: {exc}")
+            self.stderr.write(_error_text(exc))
             sys.exit(1)
 
     # -- actions -------------------------------------------------------------------
@@ -125,6 +192,10 @@ class Command(BaseCommand):
             plugin.config_schema = _json_arg(options["config_schema"])
         if options["enable"]:
             plugin.enabled = True
+        if options["priority"] is not None:
+            plugin.priority = options["priority"]
+        if options["http"] is not None:
+            plugin.http_enabled = options["http"]
         try:
             plugin.full_clean()
         except ValidationError as exc:
@@ -134,14 +205,28 @@ class Command(BaseCommand):
                     self.stderr.write(f"{label}{message}")
             sys.exit(1)
         with transaction.atomic():
-            plugin.save()
+            if created:
+                plugin.save()
+            else:
+                # Leave the circuit breaker's columns alone: validating took a while, and a
+                # pause (or failure count) recorded meanwhile must not be overwritten.
+                plugin.save(update_fields=[
+                    f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS
+                ])
+            plugin.refresh_from_db(fields=BREAKER_FIELDS)
         verb = "Installed" if created else "Updated"
         state = "enabled" if plugin.enabled else "disabled"
+        if plugin.is_paused:
+            state += ", paused"
+        if plugin.http_enabled:
+            state += ", serves HTTP"
         self.stdout.write(
-            f"{verb} {plugin.slug} version {plugin.version} ({state}); hooks: {', '.join(plugin.hooks)}"
+            f"{verb} {plugin.slug} version {plugin.version} ({state}, priority {plugin.priority}); "
+            f"hooks: {', '.join(plugin.hooks)}"
         )
 
     def do_list(self, options: dict[str, Any]) -> None:
+        """One line per plugin, by slug; a paused plugin gets a second line with when and why."""
         rows = list(Plugin.objects.order_by("slug"))
         if not rows:
             self.stdout.write("No plugins installed.")
@@ -149,10 +234,15 @@ class Command(BaseCommand):
         width = max(len(p.slug) for p in rows)
         for p in rows:
             state = "enabled " if p.enabled else "disabled"
+            paused = "paused" if p.is_paused else "      "
+            http = "http" if p.http_enabled else "    "
             self.stdout.write(
-                f"{p.slug:<{width}}  {state}  v{p.version:<4} {p.memory_limit_mb} MiB  {p.timeout_ms} ms  "
-                f"hooks: {', '.join(p.hooks)}"
+                f"{p.slug:<{width}}  {state}  {paused}  priority {p.priority:<4} {http}  v{p.version:<4} "
+                f"{p.memory_limit_mb} MiB  {p.timeout_ms} ms  hooks: {', '.join(p.hooks)}"
             )
+            if p.is_paused:
+                reason = " ".join(p.paused_reason.split()) or "no reason recorded"
+                self.stdout.write(f"{'':<{width}}  paused at {p.paused_at.isoformat(timespec='seconds')}: {reason}")
 
     def _set_enabled(self, slug: str, enabled: bool) -> None:
         updated = Plugin.objects.filter(slug=slug).update(enabled=enabled)
@@ -166,12 +256,46 @@ class Command(BaseCommand):
     def do_disable(self, options: dict[str, Any]) -> None:
         self._set_enabled(options["slug"], False)
 
+    def do_resume(self, options: dict[str, Any]) -> None:
+        plugin = self._plugin(options["slug"])
+        if breaker.resume(plugin.slug):
+            self.stdout.write(f"{plugin.slug} resumed (failure count reset)")
+        else:
+            self.stdout.write(f"{plugin.slug} is not paused; nothing to do")
+
+    # -- calling ---------------------------------------------------------------------------
+    def _write_logs(self, slug: str, logs: list[Any]) -> None:
+        for line in logs:
+            self.stderr.write(f"[{slug}] {line.level}: {line.message}")
+
     def do_call(self, options: dict[str, Any]) -> None:
         args = [_json_arg(a) for a in options["hook_args"]]
         result = hooks.run(options["slug"], options["hook"], *args, timeout=options["timeout"])
-        for line in result.logs:
-            self.stderr.write(f"[{result.slug}] {line.level}: {line.message}")
+        self._write_logs(result.slug, result.logs)
         self.stdout.write(json.dumps(result.value, ensure_ascii=False))
+
+    def do_do_action(self, options: dict[str, Any]) -> None:
+        args = [_json_arg(a) for a in options["hook_args"]]
+        results = hooks.do_action(options["hook"], *args, timeout=options["timeout"])
+        report: list[dict[str, Any]] = []
+        for result in results:
+            self._write_logs(result.slug, result.logs)
+            if result.ok:
+                report.append({"plugin": result.slug, "ok": True, "value": result.value})
+            else:
+                report.append({"plugin": result.slug, "ok": False, "error": _error_text(result.error)})
+        self.stdout.write(json.dumps(report, ensure_ascii=False))
+        if not all(result.ok for result in results):
+            sys.exit(1)
+
+    def do_apply_filters(self, options: dict[str, Any]) -> None:
+        value = _json_arg(options["value"])
+        args = [_json_arg(a) for a in options["hook_args"]]
+        # With --fail-closed a plugin's PluginError propagates to handle(): stderr, exit 1.
+        value = hooks.apply_filters(
+            options["hook"], value, *args, fail_closed=options["fail_closed"], timeout=options["timeout"]
+        )
+        self.stdout.write(json.dumps(value, ensure_ascii=False))
 
     # -- grants ----------------------------------------------------------------------------
     @staticmethod
