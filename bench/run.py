@@ -250,11 +250,9 @@ def cold_hooks(source: str, n: int) -> list[int]:
 
 
 def wait_runtimes_idle() -> None:
-    """Let the sandbox workers close their warm runtimes (RUNTIME_IDLE_SECONDS) before
-    an in-process baseline runs, so idle runtimes do not steal CPU from it."""
-    from plugins_app import conf
-
-    time.sleep(float(conf.get("RUNTIME_IDLE_SECONDS")) + 0.5)
+    """Settle between phases. The sandbox parks its warm runtimes (no CPU while idle),
+    so unlike raw jsrun runtimes they need not be closed before a baseline runs."""
+    time.sleep(0.5)
 
 
 # -- idle CPU ------------------------------------------------------------------------------

@@ -11,3 +11,8 @@ class PluginsAppConfig(AppConfig):
         from .exposure import autodiscover
 
         autodiscover()
+
+        from . import signal_handlers
+
+        # Receivers for the signals that bindings use (dispatch_uid: never twice).
+        signal_handlers.connect_receivers()

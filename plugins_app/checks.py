@@ -8,6 +8,9 @@ from django.core import checks
 
 from . import conf
 
+# Address space (VmData) one parked jsrun runtime reserves, measured ~70 MiB.
+RUNTIME_RESERVATION_MB = 80
+
 _POSITIVE_INTS = [
     "DEFAULT_MEMORY_MB", "MAX_MEMORY_MB", "MIN_MEMORY_MB", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS",
     "MIN_TIMEOUT_MS", "MAX_SOURCE_BYTES", "MAX_CONFIG_BYTES", "MAX_ARGS_BYTES", "MAX_RESULT_BYTES",
@@ -43,20 +46,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         errors.append(checks.Error("DEFAULT_MEMORY_MB must lie between MIN_MEMORY_MB and MAX_MEMORY_MB.", id="plugins_app.E004"))
     if not conf.get("MIN_TIMEOUT_MS") <= conf.get("DEFAULT_TIMEOUT_MS") <= conf.get("MAX_TIMEOUT_MS"):
         errors.append(checks.Error("DEFAULT_TIMEOUT_MS must lie between MIN_TIMEOUT_MS and MAX_TIMEOUT_MS.", id="plugins_app.E005"))
-    if conf.get("WORKER_DATA_LIMIT_MB") < 2 * conf.get("MAX_MEMORY_MB") + 256:
+    needed = RUNTIME_RESERVATION_MB * conf.get("WARM_RUNTIMES_PER_WORKER") + 2 * conf.get("MAX_MEMORY_MB") + 256
+    if conf.get("WORKER_DATA_LIMIT_MB") < needed:
         errors.append(
             checks.Error(
-                "WORKER_DATA_LIMIT_MB is too small for MAX_MEMORY_MB.",
-                hint="Use at least 2 * MAX_MEMORY_MB + 256: a runtime needs room beyond its heap.",
+                f"WORKER_DATA_LIMIT_MB is too small: {needed} MiB needed.",
+                hint=(
+                    f"Each warm runtime reserves ~{RUNTIME_RESERVATION_MB} MiB of address space, and a call may map "
+                    "2 x MAX_MEMORY_MB more: use at least "
+                    f"{RUNTIME_RESERVATION_MB} * WARM_RUNTIMES_PER_WORKER + 2 * MAX_MEMORY_MB + 256."
+                ),
                 id="plugins_app.E006",
-            )
-        )
-    if conf.get("WARM_RUNTIMES_PER_WORKER") * conf.get("POOL_SIZE") > 4:
-        errors.append(
-            checks.Warning(
-                "More than 4 warm runtimes in total.",
-                hint="Every open jsrun runtime spins a CPU core until it is closed (jsrun 0.3).",
-                id="plugins_app.W001",
             )
         )
     return errors
@@ -92,4 +92,115 @@ def check_exposures(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
                         id="plugins_app.W010",
                     )
                 )
+    return messages
+
+
+@checks.register()
+def check_signal_bindings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Signal bindings from ``PLUGINS_APP["SIGNAL_BINDINGS"]`` and ``signals.bind()``
+    (ids E020-E024, W020)."""
+    from .exposure import get_exposure
+    from .signals import KIND_FILTER, KIND_MODEL, BindingError, parse_entry, python_bindings
+
+    messages: list[checks.CheckMessage] = []
+    user = getattr(settings, "PLUGINS_APP", {})
+    if not isinstance(user, dict):
+        return messages  # E001
+    entries = conf.get("SIGNAL_BINDINGS")
+    if not isinstance(entries, list | tuple):
+        return [
+            checks.Error(
+                "PLUGINS_APP['SIGNAL_BINDINGS'] must be a list of dicts.",
+                hint='e.g. [{"signal": "post_save", "sender": "demo.Note", "hook": "noteSaved"}]',
+                id="plugins_app.E020",
+            )
+        ]
+    found = []
+    for index, entry in enumerate(entries):
+        try:
+            found.append(parse_entry(index, entry))
+        except BindingError as exc:
+            messages.append(checks.Error(exc.message, hint=exc.hint, id=exc.id))
+    for binding in [*found, *python_bindings()]:
+        if binding.kind not in (KIND_MODEL, KIND_FILTER):
+            continue
+        exposure = get_exposure(binding.sender)
+        if exposure is None:
+            messages.append(
+                checks.Error(
+                    f"{binding.origin}: sender {binding.sender!r} of {binding.signal_name} is not an exposed model.",
+                    hint="Only models exposed with plugins_app.exposure.expose() can be bound; their readable "
+                    "fields are the payload.",
+                    id="plugins_app.E022",
+                )
+            )
+        elif binding.signal_name == "post_save" and "created" in exposure.read:
+            messages.append(
+                checks.Warning(
+                    f"{binding.origin}: {exposure.label} exposes a field named 'created', which the post_save "
+                    "payload's created flag replaces.",
+                    hint="Plugins can read the flag from the second argument (meta.created) too; rename the field "
+                    "to pass it.",
+                    id="plugins_app.W020",
+                )
+            )
+    return messages
+
+
+@checks.register()
+def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Background (Celery) settings (ids E025, E026, W021)."""
+    messages: list[checks.CheckMessage] = []
+    user = getattr(settings, "PLUGINS_APP", {})
+    if not isinstance(user, dict):
+        return messages  # E001
+    retries = conf.get("BACKGROUND_MAX_RETRIES")
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        messages.append(
+            checks.Error("PLUGINS_APP['BACKGROUND_MAX_RETRIES'] must be an integer >= 0.", id="plugins_app.E026")
+        )
+    for key in ("BACKGROUND_RETRY_BACKOFF", "BACKGROUND_RETRY_BACKOFF_MAX"):
+        value = conf.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+            messages.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a number of seconds >= 0.", id="plugins_app.E026"))
+    path = conf.get("CELERY_APP")
+    wants_celery = bool(path) or (path is None and bool(getattr(settings, "CELERY_BROKER_URL", None)))
+    try:
+        import celery
+    except ImportError:
+        if wants_celery:
+            messages.append(
+                checks.Warning(
+                    "Celery is configured for background actions, but celery is not installed: they run inline.",
+                    hint="pip install 'django-plugins-app[celery]'",
+                    id="plugins_app.W021",
+                )
+            )
+        return messages
+    if path is None or path is False:
+        return messages
+    if not isinstance(path, str):
+        messages.append(
+            checks.Error(
+                "PLUGINS_APP['CELERY_APP'] must be a dotted path, None or False.", id="plugins_app.E025"
+            )
+        )
+        return messages
+    try:
+        from celery.utils.imports import symbol_by_name
+
+        app = symbol_by_name(path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        messages.append(
+            checks.Error(
+                f"PLUGINS_APP['CELERY_APP'] = {path!r} cannot be imported: {exc}",
+                hint='e.g. "project.celery.app"',
+                id="plugins_app.E025",
+            )
+        )
+        return messages
+    if not isinstance(app, celery.Celery):
+        messages.append(
+            checks.Error(f"PLUGINS_APP['CELERY_APP'] = {path!r} is not a Celery app.", id="plugins_app.E025")
+        )
     return messages

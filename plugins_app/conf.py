@@ -43,13 +43,37 @@ DEFAULTS: dict[str, Any] = {
     "MAX_HOOK_DEPTH": 3,  # hooks calling hooks (via host calls and signals), outermost = 1
     # Sandbox processes.
     "POOL_SIZE": 2,
-    "WARM_RUNTIMES_PER_WORKER": 2,
-    "RUNTIME_IDLE_SECONDS": 1.0,
-    "WORKER_DATA_LIMIT_MB": 2048,
+    # Warm runtimes are parked (no CPU) but each reserves ~65 MiB of address space under
+    # WORKER_DATA_LIMIT_MB; the idle timeout returns their memory.
+    "WARM_RUNTIMES_PER_WORKER": 12,
+    "RUNTIME_IDLE_SECONDS": 60.0,
+    "WORKER_DATA_LIMIT_MB": 3072,
     "WORKER_RSS_LIMIT_MB": 1536,
     "CHECKOUT_TIMEOUT_SECONDS": 10.0,
     "SUPERVISOR_GRACE_MS": 500,
     "WORKER_START_TIMEOUT_SECONDS": 20.0,
+    # Plugin-served HTTP endpoints (/plugins/<slug>/...; see docs/views-and-templates.md).
+    "HTTP_MAX_BODY_BYTES": 64 * 1024,  # larger request bodies get 413 without calling the plugin
+    "HTTP_MAX_RESPONSE_BYTES": 512 * 1024,  # larger plugin responses become 502
+    # Request headers a plugin may see (lower case). Cookie, Authorization and
+    # Proxy-Authorization never reach a plugin, whatever is listed here.
+    "HTTP_ALLOWED_REQUEST_HEADERS": (
+        "accept", "accept-language", "content-type", "user-agent", "if-none-match", "if-modified-since",
+    ),
+    # Response headers a plugin may set (lower case). Set-Cookie, security and framing
+    # headers are always dropped; Location is kept only as a relative URL.
+    "HTTP_ALLOWED_RESPONSE_HEADERS": (
+        "content-type", "cache-control", "etag", "last-modified", "expires", "content-language", "location",
+    ),
+    # Signal bindings (see plugins_app/signals.py and docs/hooks.md): a list of dicts
+    # {"signal", "hook", "sender", "mode", "fail_closed"}.
+    "SIGNAL_BINDINGS": (),
+    # Background actions: the Celery app (dotted path); None = use Celery if
+    # CELERY_BROKER_URL is set in Django settings; False = never (run inline after commit).
+    "CELERY_APP": None,
+    "BACKGROUND_MAX_RETRIES": 3,  # retries of a plugin that timed out, crashed or found the pool busy
+    "BACKGROUND_RETRY_BACKOFF": 1.0,  # seconds before the first retry, doubled for each next one
+    "BACKGROUND_RETRY_BACKOFF_MAX": 60.0,  # longest wait between retries
 }
 
 

@@ -112,3 +112,15 @@ LOGGING = {
 
 # plugins_app settings: every key is optional; see plugins_app/conf.py for defaults.
 PLUGINS_APP: dict = {}
+
+# Celery, for plugin actions run in the background (see docs/hooks.md and project/celery.py).
+# OFF unless the environment sets CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0): without
+# it, background plugin actions run inline in the web process after the commit.
+if os.environ.get("CELERY_BROKER_URL"):
+    CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
+    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+    CELERY_TASK_SERIALIZER = "json"
+    CELERY_RESULT_SERIALIZER = "json"
+    CELERY_ACCEPT_CONTENT = ["json"]
+    CELERY_RESULT_EXPIRES = 24 * 3600
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
