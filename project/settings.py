@@ -111,7 +111,14 @@ LOGGING = {
 }
 
 # plugins_app settings: every key is optional; see plugins_app/conf.py for defaults.
-PLUGINS_APP: dict = {}
+PLUGINS_APP: dict = {
+    "SIGNAL_BINDINGS": [
+        # After the commit (the default): the demo "activity" plugin counts note saves.
+        {"signal": "post_save", "sender": "demo.Note", "hook": "noteSaved"},
+        # In the background: on Celery when CELERY_BROKER_URL is set, else inline after commit.
+        {"signal": "post_save", "sender": "demo.Note", "hook": "noteIndexed", "mode": "background"},
+    ],
+}
 
 # Celery, for plugin actions run in the background (see docs/hooks.md and project/celery.py).
 # OFF unless the environment sets CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0): without

@@ -58,3 +58,19 @@ def test_home_page_shows_note_stats_computed_through_db_and_storage(client):
     assert "Top notes" in first and "Plugins run in V8 by admin (3)" in first
     assert "shown 1 times" in first
     assert "shown 2 times" in client.get(reverse("demo:home")).content.decode()
+
+
+@pytest.mark.django_db
+def test_demo_uses_filter_signal_background_template_hook_and_endpoint(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=open("/dev/null", "w"))
+    page = client.get(reverse("demo:home")).content.decode()
+    # Filter in the view; after-commit action (3 seeded notes saved); background action
+    # (inline without Celery); template hook whose <script> is removed by the sanitizer.
+    assert "Plugins demo (3 note saves seen by plugins)" in page
+    assert 'data-plugin="activity"' in page and "<strong>Activity</strong>: 3 saves" in page
+    assert "last indexed <em>" in page
+    assert "<script>" not in page.split('id="sidebar"')[1].split("</aside>")[0]
+    stats = client.get("/plugins/activity/stats")
+    assert stats.status_code == 200 and stats.json()["saves"] == 3 and stats.json()["path"] == "/stats"
+    assert client.get("/plugins/greeter/").status_code == 404  # no HTTP capability

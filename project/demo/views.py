@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from plugins_app import hooks
 from plugins_app.exceptions import PluginError
+from plugins_app.views import filter_value
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -24,5 +25,12 @@ def home(request: HttpRequest) -> HttpResponse:
         stats = hooks.call("note-stats", "summary")
     except PluginError as exc:
         stats_error = f"{type(exc).__name__}: {exc}"
-    context = {"name": name, "greeting": greeting, "error": error, "logs": logs, "stats": stats, "stats_error": stats_error}
+    # A content filter: plugins implementing "headline" may rewrite it (failures are skipped).
+    headline = filter_value(request, "headline", "Plugins demo")
+    if not isinstance(headline, str):
+        headline = "Plugins demo"
+    context = {
+        "name": name, "greeting": greeting, "error": error, "logs": logs, "stats": stats,
+        "stats_error": stats_error, "headline": headline,
+    }
     return render(request, "demo/home.html", context)

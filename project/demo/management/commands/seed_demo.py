@@ -23,6 +23,9 @@ EXAMPLES = [
          {"model": "auth.User", "read": ["id", "username"]},
          {"model": "demo.Note", "read": ["id", "author", "title", "score"], "update": ["score"]},
      ]},
+    {"slug": "activity", "name": "Activity", "file": "activity.js", "config": {}, "http": True,
+     "description": "Filter, signal action, background action, template hook and HTTP endpoint in one.",
+     "grants": []},
 ]
 
 
@@ -38,6 +41,7 @@ class Command(BaseCommand):
             plugin.source = source
             plugin.config = example["config"]
             plugin.config_schema = example.get("config_schema")
+            plugin.http_enabled = example.get("http", False)
             plugin.enabled = True
             plugin.full_clean()
             plugin.save()
