@@ -368,7 +368,8 @@ def test_checks_report_bad_bindings(settings):
     assert ids(checks.check_signal_bindings()) == ["plugins_app.E020"]
 
 
-def test_checks_report_python_bindings_of_unexposed_models_and_created_field():
+def test_checks_report_python_bindings_of_unexposed_models_and_created_field(settings):
+    settings.PLUGINS_APP = {}  # only the Python bindings below, not the demo's settings ones
     with bound("post_save", "h", sender="auth.Group"):
         assert ids(checks.check_signal_bindings()) == ["plugins_app.E022"]
     with exposing(("auth.User", {"read": ["id", "username", "last_login"]})), bound("post_save", "h", sender=User):
