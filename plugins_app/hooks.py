@@ -246,12 +246,20 @@ def do_action(hook: str, *args: Any, timeout: float | None = None) -> list[Actio
     return results
 
 
-def apply_filters(hook: str, value: Any, *args: Any, fail_closed: bool = False, timeout: float | None = None) -> Any:
+def apply_filters(
+    hook: str,
+    value: Any,
+    *args: Any,
+    fail_closed: bool = False,
+    timeout: float | None = None,
+    errors: list[ActionResult] | None = None,
+) -> Any:
     """Pass ``value`` through ``hook`` of each enabled, unpaused plugin in priority order.
 
     Each plugin receives ``(value, *args)`` and returns the new value. A failing plugin
-    is skipped (logged) and the value it was given goes on to the next one, unless
-    ``fail_closed=True``, in which case its ``PluginError`` is raised.
+    is skipped (logged, and appended to ``errors`` if a list is given) and the value it
+    was given goes on to the next one, unless ``fail_closed=True``, in which case its
+    ``PluginError`` is raised.
     """
     from .models import Plugin
 
@@ -262,6 +270,8 @@ def apply_filters(hook: str, value: Any, *args: Any, fail_closed: bool = False, 
             if fail_closed:
                 raise
             logger.warning("filter %r: plugin %r skipped: %s: %s", hook, row.slug, type(exc).__name__, exc)
+            if errors is not None:
+                errors.append(ActionResult(row.slug, error=exc))
     return value
 
 
@@ -285,7 +295,14 @@ async def ado_action(hook: str, *args: Any, timeout: float | None = None) -> lis
 
 
 async def aapply_filters(
-    hook: str, value: Any, *args: Any, fail_closed: bool = False, timeout: float | None = None
+    hook: str,
+    value: Any,
+    *args: Any,
+    fail_closed: bool = False,
+    timeout: float | None = None,
+    errors: list[ActionResult] | None = None,
 ) -> Any:
     """Async twin of :func:`apply_filters`."""
-    return await _in_executor_thread(apply_filters)(hook, value, *args, fail_closed=fail_closed, timeout=timeout)
+    return await _in_executor_thread(apply_filters)(
+        hook, value, *args, fail_closed=fail_closed, timeout=timeout, errors=errors
+    )

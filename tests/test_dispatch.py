@@ -34,7 +34,9 @@ def test_filters_run_in_priority_order_then_slug(filters):
 def test_failing_filter_is_skipped_and_fail_closed_raises(filters, make_plugin):
     make_plugin("const plugin = { title() { throw new Error('broken filter'); } };", slug="bb", priority=20)
     make_plugin("const plugin = { title() { while (true) {} } };", slug="slow", priority=15, timeout_ms=100)
-    assert hooks.apply_filters("title", "X") == "X A B C"
+    errors: list = []
+    assert hooks.apply_filters("title", "X", errors=errors) == "X A B C"
+    assert [(e.slug, type(e.error).__name__) for e in errors] == [("slow", "PluginTimeout"), ("bb", "PluginScriptError")]
     with pytest.raises(PluginTimeout):
         hooks.apply_filters("title", "X", fail_closed=True)
 
