@@ -15,10 +15,13 @@ exposure, never widen it. Secrets (passwords, tokens, keys) can never be exposed
 """
 from __future__ import annotations
 
+import datetime
+import decimal
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
@@ -140,6 +143,32 @@ def exposing(*specs: tuple[type[models.Model] | str, dict]) -> Iterator[None]:
     finally:
         _registry.clear()
         _registry.update(saved)
+
+
+def json_value(value: Any) -> Any:
+    """A column value as the JSON data plugins see: dates/times as ISO 8601 strings,
+    ``Decimal``/``UUID`` as strings, durations in seconds, binary as ``None``."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | memoryview):
+        return None  # binary columns do not cross
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)  # e.g. a FieldFile: its name
+
+
+def exposed_row(instance: models.Model, names: Iterable[str]) -> dict[str, Any]:
+    """``instance``'s fields ``names`` as plugin data; a foreign key is the related pk.
+
+    The one serializer of model rows for plugins (``db`` results, signal payloads,
+    template tag arguments), so a row looks the same wherever a plugin meets it.
+    """
+    opts = instance._meta
+    return {name: json_value(getattr(instance, opts.get_field(name).attname)) for name in names}
 
 
 def autodiscover() -> None:

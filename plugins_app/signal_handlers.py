@@ -26,7 +26,7 @@ from django.utils.functional import Promise
 from . import hooks
 from . import signals as bindings_module
 from .exceptions import PluginDataError
-from .exposure import Exposure, get_exposure, model_label
+from .exposure import Exposure, exposed_row, get_exposure, json_value, model_label
 from .signals import AFTER_COMMIT, BACKGROUND, KIND_FILTER, KIND_LOGIN, KIND_MODEL, SYNC, Binding
 
 logger = logging.getLogger("plugins_app.signals")
@@ -60,28 +60,9 @@ def _bindings_changed(*, setting: str, **kwargs: Any) -> None:
 # -- payloads ------------------------------------------------------------------------
 
 
-def json_value(value: Any) -> Any:
-    """A column value as JSON data, in the same shapes as the rows of the ``db`` global."""
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | memoryview):
-        return None  # binary columns do not cross
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return str(value)  # e.g. a FieldFile: its name
-
-
 def model_payload(instance: models.Model, exposure: Exposure) -> dict[str, Any]:
     """The exposed (readable) fields of ``instance``; foreign keys as the related pk."""
-    return {
-        field.name: json_value(field.value_from_object(instance))
-        for field in instance._meta.concrete_fields
-        if field.name in exposure.read
-    }
+    return exposed_row(instance, [f.name for f in instance._meta.concrete_fields if f.name in exposure.read])
 
 
 def _json_default(value: Any) -> Any:

@@ -1,7 +1,6 @@
 """`manage.py plugins` as operators script it."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,16 +10,7 @@ from django.core.management import CommandError, call_command
 from plugins_app.models import Plugin
 
 from .conftest import GREETER
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("plugins", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+from .cli import run
 
 
 @pytest.fixture

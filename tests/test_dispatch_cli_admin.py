@@ -2,7 +2,6 @@
 (`manage.py plugins do-action/apply-filters/resume/install --priority/list`) and the admin."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -17,20 +16,11 @@ from plugins_app import hooks
 from plugins_app.models import Plugin
 
 from .conftest import GREETER
+from .cli import run
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:plugins_app_plugin_changelist"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("plugins", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def filter_plugin(expr: str) -> str:

@@ -1,7 +1,6 @@
 """Granting plugins access to exposed models: `manage.py plugins grant/revoke/grants` and the admin."""
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -12,16 +11,7 @@ from django.urls import reverse
 from plugins_app.models import Plugin, PluginGrant, StorageItem
 
 from .conftest import GREETER
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command("plugins", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
+from .cli import run
 
 
 def version(plugin: Plugin) -> int:

@@ -7,16 +7,13 @@ calling thread, so they see (and are undone with) the caller's transaction.
 """
 from __future__ import annotations
 
-import datetime
-import decimal
-import uuid
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 
-from ..exposure import Exposure, get_exposure, model_label
+from ..exposure import Exposure, exposed_row, get_exposure, model_label
 from . import HostCallError, HostContext, host_function, permission_denied
 
 DEFAULT_LIMIT = 100
@@ -136,18 +133,6 @@ def _plain(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, bytes | memoryview):
-        return None  # binary columns do not cross
-    return value
-
-
 def _fields(access: _Access, requested: Any) -> list[str]:
     if requested is None:
         return sorted(access.read)
@@ -159,7 +144,7 @@ def _fields(access: _Access, requested: Any) -> list[str]:
 
 
 def _row(access: _Access, obj: models.Model, names: list[str]) -> dict[str, Any]:
-    return {name: _json_value(getattr(obj, access.model._meta.get_field(name).attname)) for name in names}
+    return exposed_row(obj, names)
 
 
 def _options(value: Any, what: str) -> dict[str, Any]:

@@ -461,7 +461,6 @@ class Worker:
                 state["stuck"].cancel()
 
     def classify(self, exc: BaseException, warm: Warm, terminated: bool) -> dict[str, Any]:
-        slug = warm.spec.slug
         if terminated:
             return {"kind": "timeout", "message": "time limit exceeded"}
         text = str(exc)

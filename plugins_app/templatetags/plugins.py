@@ -23,7 +23,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from .. import hooks
-from ..exposure import get_exposure, model_label
+from ..exposure import exposed_row, get_exposure, model_label
 
 __all__ = ["ALLOWED_ATTRIBUTES", "ALLOWED_TAGS", "plugin_data", "plugin_hook", "render_result", "sanitize"]
 
@@ -74,12 +74,7 @@ def _instance_data(instance: models.Model) -> dict[str, Any]:
     exposure = get_exposure(model_label(type(instance))) or get_exposure(instance._meta.concrete_model._meta.label)
     if exposure is None:
         raise TypeError(f"{model_label(type(instance))} is not exposed to plugins (plugins_app.exposure.expose)")
-    data: dict[str, Any] = {}
-    for field in instance._meta.concrete_fields:
-        if field.name in exposure.read:
-            # attname: a foreign key is its primary key value, never the related object.
-            data[field.name] = plugin_data(getattr(instance, field.attname))
-    return data
+    return exposed_row(instance, [f.name for f in instance._meta.concrete_fields if f.name in exposure.read])
 
 
 def plugin_data(value: Any, _depth: int = 0) -> Any:
