@@ -17,8 +17,9 @@ _POSITIVE_INTS = [
     "MAX_LOG_LINES", "MAX_LOG_LINE_CHARS", "POOL_SIZE", "WARM_RUNTIMES_PER_WORKER",
     "WORKER_DATA_LIMIT_MB", "WORKER_RSS_LIMIT_MB", "DEFAULT_MAX_HOST_CALLS", "DEFAULT_MAX_ROWS_READ",
     "DEFAULT_MAX_ROWS_WRITTEN", "DEFAULT_MAX_HOST_RESULT_BYTES", "STORAGE_MAX_KEY_CHARS",
-    "STORAGE_MAX_VALUE_BYTES", "STORAGE_MAX_TOTAL_BYTES",
+    "STORAGE_MAX_VALUE_BYTES", "STORAGE_MAX_TOTAL_BYTES", "HTTP_MAX_BODY_BYTES", "HTTP_MAX_RESPONSE_BYTES",
 ]
+_STRING_LISTS = ["HTTP_ALLOWED_REQUEST_HEADERS", "HTTP_ALLOWED_RESPONSE_HEADERS"]
 
 
 @checks.register()
@@ -40,6 +41,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         value = conf.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             errors.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a positive integer.", id="plugins_app.E003"))
+    for key in _STRING_LISTS:
+        value = conf.get(key)
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            errors.append(
+                checks.Error(
+                    f"PLUGINS_APP[{key!r}] must be a list of header names.",
+                    hint='e.g. ["accept", "content-type"]; a single string would be read letter by letter.',
+                    id="plugins_app.E007",
+                )
+            )
     if errors:
         return errors
     if not conf.get("MIN_MEMORY_MB") <= conf.get("DEFAULT_MEMORY_MB") <= conf.get("MAX_MEMORY_MB"):

@@ -22,6 +22,8 @@ def test_bad_settings_are_reported(settings):
     assert set(ids(checks.check_settings())) == {"plugins_app.E002", "plugins_app.E003"}
     settings.PLUGINS_APP = {"MAX_MEMORY_MB": 2000, "WORKER_DATA_LIMIT_MB": 1024}
     assert "plugins_app.E006" in ids(checks.check_settings())
+    settings.PLUGINS_APP = {"HTTP_ALLOWED_REQUEST_HEADERS": "accept", "HTTP_MAX_BODY_BYTES": -1}
+    assert set(ids(checks.check_settings())) == {"plugins_app.E003", "plugins_app.E007"}
 
 
 @pytest.mark.parametrize(
