@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESULT_BYTES": 1 * MIB,
     "MAX_LOG_LINES": 100,
     "MAX_LOG_LINE_CHARS": 2000,
+    # Arguments, results and host-call data nested deeper than this are refused
+    # (PluginDataError / a catchable JS RangeError). Kept well below the JSON codecs' own limits.
+    "MAX_DATA_DEPTH": 128,
     # Dispatch.
     "BREAKER_THRESHOLD": 5,  # consecutive failures that pause a plugin; 0 disables the breaker
     "MAX_HOOK_DEPTH": 3,  # hooks calling hooks (via host calls and signals), outermost = 1
@@ -52,6 +55,13 @@ DEFAULTS: dict[str, Any] = {
     "CHECKOUT_TIMEOUT_SECONDS": 10.0,
     "SUPERVISOR_GRACE_MS": 500,
     "WORKER_START_TIMEOUT_SECONDS": 20.0,
+    # OS layers of every sandbox process (see docs/security.md). A layer the platform cannot
+    # apply is reported by system check W030 and `manage.py plugins doctor`, never skipped silently.
+    "SANDBOX_SECCOMP": True,  # seccomp filter: no sockets, exec, ptrace, mount, files opened for writing
+    "SANDBOX_LANDLOCK": True,  # Landlock: read-only file access, where the kernel offers it
+    # When the Django process runs as root, sandboxes switch to this user (name or uid) after
+    # their imports; None keeps root (not recommended).
+    "SANDBOX_USER": "nobody",
     # Plugin-served HTTP endpoints (/plugins/<slug>/...; see docs/views-and-templates.md).
     "HTTP_MAX_BODY_BYTES": 64 * 1024,  # larger request bodies get 413 without calling the plugin
     "HTTP_MAX_RESPONSE_BYTES": 512 * 1024,  # larger plugin responses become 502

@@ -111,8 +111,11 @@ def test_rss_watchdog_kills_the_worker_and_a_new_one_takes_over(hostile, setting
 
 def test_worker_killed_while_idle_is_replaced(hostile):
     assert_recovers()
-    for pid in pool.get_pool().worker_pids():
-        os.kill(pid, signal.SIGKILL)
+    idle = list(pool.get_pool()._idle)
+    assert idle
+    for worker in idle:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.proc.wait(timeout=5)  # dead (not reaped by the pool yet) before the next call
     assert_recovers()
 
 

@@ -10,6 +10,7 @@ import atexit
 import json
 import logging
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -18,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..exceptions import (
     PluginTimeout,
 )
 from . import protocol
+from .stderr import StderrDrain
 
 logger = logging.getLogger("plugins_app.sandbox")
 
@@ -53,7 +54,7 @@ BOOT = f"import sys; sys.path.insert(0, {str(SANDBOX_DIR)!r}); import worker; wo
 
 def scrubbed_env() -> dict[str, str]:
     """The whole environment of a sandbox process: nothing inherited, no secrets."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "TMP_NO_LAYERS": "1"}
 
 
 class _Deadline(Exception):
@@ -64,41 +65,65 @@ class _RssExceeded(Exception):
     pass
 
 
-class _DiedBeforeStart(Exception):
-    pass
+class _Violation(Exception):
+    """The worker sent something no honest worker sends."""
+
+
+class _SendFailed(Exception):
+    """The request could not be written: the worker was gone before it read anything."""
 
 
 class WorkerProcess:
-    """One sandbox process and the pipes to it. Used by one thread at a time."""
+    """One sandbox process and the channel to it. Used by one thread at a time.
+
+    The channel is a pair of pipes on descriptors of their own (never fds 0-2): the
+    worker's stdin and stdout are /dev/null, its stderr is drained by :class:`StderrDrain`.
+    """
 
     def __init__(self, options: dict[str, Any]) -> None:
-        self.options = options
         self.rss_limit = int(options["rss_limit_mb"]) * MIB
         self.warm: set[str] = set()
-        # RSS seen when a call first outlasted one poll interval: the base for telling a
-        # memory bomb from a plain runaway loop when the deadline kills the worker.
-        self.rss_at_first_poll = 0
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", BOOT, json.dumps(options)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=scrubbed_env(),
-            cwd="/",
-            close_fds=True,
-            start_new_session=True,  # a Ctrl-C meant for runserver must not hit workers
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.in_fd = self.proc.stdin.fileno()
-        self.reader = protocol.FrameReader(self.proc.stdout.fileno())
+        self.layers: dict[str, Any] = {}
+        # RSS when the call's own code started (after any cold load): the base for telling
+        # a memory bomb from a plain runaway loop when the deadline kills the worker.
+        self.rss_at_start = 0
+        to_worker_r, to_worker_w = os.pipe()
+        from_worker_r, from_worker_w = os.pipe()
+        child_options = dict(options, in_fd=to_worker_r, out_fd=from_worker_w, parent_pid=os.getpid())
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", BOOT, json.dumps(child_options)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(to_worker_r, from_worker_w),
+                env=scrubbed_env(),
+                cwd="/",
+                close_fds=True,
+                start_new_session=True,  # a Ctrl-C meant for runserver must not hit workers
+            )
+        except BaseException:
+            for fd in (to_worker_r, to_worker_w, from_worker_r, from_worker_w):
+                os.close(fd)
+            raise
+        os.close(to_worker_r)
+        os.close(from_worker_w)
+        self.in_fd = to_worker_w
+        self.reader = protocol.FrameReader(from_worker_r)
+        assert self.proc.stderr is not None
+        self.stderr = StderrDrain(os.dup(self.proc.stderr.fileno()), self.proc.pid)
+        self.proc.stderr.close()
         deadline = time.monotonic() + float(options["start_timeout"])
         try:
             hello = self.recv(deadline, watch_rss=False)
         except Exception:
             self.kill()
             raise
-        if hello.get("op") != "ready":
+        if hello.get("op") != "ready" or "id" in hello:
             self.kill()
-            raise protocol.ProtocolError(f"unexpected greeting {hello!r}")
+            raise protocol.ProtocolError("unexpected greeting from the sandbox")
+        layers = hello.get("layers")
+        self.layers = layers if isinstance(layers, dict) else {}
 
     @property
     def pid(self) -> int:
@@ -106,6 +131,13 @@ class WorkerProcess:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def quiet(self) -> bool:
+        """True when nothing is buffered or waiting on the channel (between calls)."""
+        if self.reader.buffered():
+            return False
+        readable, _, _ = select.select([self.reader.fd], [], [], 0)
+        return not readable
 
     def rss(self) -> int:
         try:
@@ -117,8 +149,8 @@ class WorkerProcess:
     def send(self, message: dict[str, Any]) -> None:
         try:
             protocol.write_message(self.in_fd, message)
-        except (BrokenPipeError, OSError) as exc:
-            raise protocol.ProtocolError(f"worker pipe closed: {exc}") from None
+        except OSError as exc:
+            raise _SendFailed(str(exc)) from None
 
     def recv(self, deadline: float, *, watch_rss: bool = True) -> dict[str, Any]:
         """Next message from the worker; watches the deadline and the RSS cap meanwhile."""
@@ -134,8 +166,8 @@ class WorkerProcess:
                 self.reader.fill()
                 continue
             rss = self.rss()
-            if not self.rss_at_first_poll:
-                self.rss_at_first_poll = rss
+            if not self.rss_at_start:
+                self.rss_at_start = rss
             if watch_rss and self.rss_limit and rss > self.rss_limit:
                 raise _RssExceeded()
 
@@ -153,21 +185,26 @@ class WorkerProcess:
             try:
                 self.send({"op": "shutdown"})
                 self.proc.wait(timeout=1.0)
-            except (protocol.ProtocolError, subprocess.TimeoutExpired):
+            except (_SendFailed, subprocess.TimeoutExpired):
                 pass
         self.kill()
+
+    def died_of_memory(self) -> bool:
+        """After the worker exited: did it report an allocation failure on its way out?"""
+        self.stderr.wait(0.5)
+        return self.stderr.reported_out_of_memory()
 
     def _reap(self) -> None:
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             logger.error("sandbox worker %s did not exit after SIGKILL", self.proc.pid)
-        for stream in (self.proc.stdin, self.proc.stdout):
+        for fd in (self.in_fd, self.reader.fd):
             try:
-                if stream is not None:
-                    stream.close()
+                os.close(fd)
             except OSError:
                 pass
+        self.in_fd = self.reader.fd = -1
 
 
 def _options() -> dict[str, Any]:
@@ -179,6 +216,12 @@ def _options() -> dict[str, Any]:
         "max_result_bytes": conf.get("MAX_RESULT_BYTES"),
         "max_host_args_chars": conf.get("MAX_ARGS_BYTES"),
         "start_timeout": conf.get("WORKER_START_TIMEOUT_SECONDS"),
+        "max_data_depth": conf.get("MAX_DATA_DEPTH"),
+        "layers": {
+            "seccomp": bool(conf.get("SANDBOX_SECCOMP")),
+            "landlock": bool(conf.get("SANDBOX_LANDLOCK")),
+            "user": conf.get("SANDBOX_USER"),
+        },
     }
 
 
@@ -192,6 +235,7 @@ class SandboxPool:
         self._idle: list[WorkerProcess] = []
         self._count = 0
         self._closed = False
+        self.layers: dict[str, Any] = {}
 
     def checkout(self, prefer_key: str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
         """A worker for one call: an idle one (preferring one where ``prefer_key`` is
@@ -203,12 +247,7 @@ class SandboxPool:
             while True:
                 if self._closed:
                     raise PluginCrashed("the sandbox pool is shut down")
-                dead = [w for w in self._idle if not w.alive()]
-                for worker in dead:
-                    # Died while idle (OOM killer, an operator's kill): replace it quietly.
-                    self._idle.remove(worker)
-                    self._count -= 1
-                    worker.kill()
+                self._reap_idle()
                 if self._idle:
                     for index in range(len(self._idle) - 1, -1, -1):
                         if prefer_key in self._idle[index].warm:
@@ -222,16 +261,40 @@ class SandboxPool:
                     raise PluginBusy(f"no sandbox process became free within {timeout:g} s")
                 self._cond.wait(remaining)
         try:
-            return WorkerProcess(self.options)
+            return self._start()
         except Exception as exc:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
-            logger.exception("could not start a sandbox worker")
-            raise PluginCrashed(f"could not start a sandbox process: {exc}") from None
+            logger.error("could not start a sandbox worker: %s", exc)
+            raise PluginCrashed("could not start a sandbox process; see the server log") from None
+
+    def _start(self) -> WorkerProcess:
+        """A new worker; one that dies while starting is retried once."""
+        try:
+            worker = WorkerProcess(self.options)
+        except (protocol.ProtocolError, _Deadline) as exc:
+            logger.warning("a sandbox worker died while starting (%s); retrying once", exc)
+            worker = WorkerProcess(self.options)
+        self.layers = worker.layers
+        return worker
+
+    def _reap_idle(self) -> None:
+        """Drop idle workers that died (OOM killer, an operator's kill) or that wrote to the
+        channel between calls (nothing legitimate does): they are replaced quietly."""
+        for worker in [w for w in self._idle if not w.alive() or not w.quiet()]:
+            if worker.alive():
+                logger.warning("sandbox worker %s wrote to its channel between calls; killed", worker.pid)
+            self._idle.remove(worker)
+            self._count -= 1
+            worker.kill()
+
+    def layers_report(self) -> dict[str, Any]:
+        """The OS layers the most recently started worker reported (empty before the first)."""
+        return dict(self.layers)
 
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
-        if healthy and worker.alive():
+        if healthy and worker.alive() and not worker.reader.buffered():
             with self._cond:
                 if not self._closed and self._count <= self.size:
                     self._idle.append(worker)
@@ -253,7 +316,14 @@ class SandboxPool:
 
     def worker_pids(self) -> list[int]:
         with self._cond:
+            self._reap_idle()
             return [w.pid for w in self._idle]
+
+    def state(self) -> dict[str, Any]:
+        """Counts for ``plugins doctor``: size, started, idle (and their pids)."""
+        with self._cond:
+            self._reap_idle()
+            return {"size": self.size, "started": self._count, "idle": [w.pid for w in self._idle]}
 
 
 _pool: SandboxPool | None = None
@@ -315,29 +385,15 @@ class Invocation:
 def invoke(inv: Invocation) -> str:
     """Run ``inv`` in a sandbox process; return the hook's result as JSON text."""
     message = {"op": "call", "key": inv.key, "hook": inv.hook, "args": inv.args_json, "timeout": inv.timeout}
-    return _retry_if_died_before_start(
-        partial(
-            _converse, inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host,
-            nested=inv.nested,
-        )
+    return _converse(
+        inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host, nested=inv.nested
     )
 
 
 def inspect(spec: dict[str, Any], timeout: float, host: HostHandler) -> str:
     """Load ``spec`` in a fresh runtime and return the inspection JSON (hooks or error)."""
     message = {"op": "inspect", "spec": spec, "timeout": timeout}
-    return _retry_if_died_before_start(
-        partial(_converse, spec["slug"], None, message, timeout, int(spec["memory_mb"]), lambda: spec, host)
-    )
-
-
-def _retry_if_died_before_start(attempt: Callable[..., str]) -> str:
-    try:
-        return attempt()
-    except _DiedBeforeStart:
-        # The worker was dead before it read the request (killed while idle, and not
-        # yet reaped when checked out). Nothing of the call ran: retry once, fresh.
-        return attempt(retry=False)
+    return _converse(spec["slug"], None, message, timeout, int(spec["memory_mb"]), lambda: spec, host)
 
 
 def _converse(
@@ -348,41 +404,90 @@ def _converse(
     memory_mb: int,
     spec_loader: Callable[[], dict[str, Any]],
     host: HostHandler,
-    retry: bool = True,
     nested: bool = False,
 ) -> str:
-    grace = conf.get("SUPERVISOR_GRACE_MS") / 1000.0
+    """One call's whole conversation with one worker.
+
+    The request is re-sent to a fresh worker only if it could not be written at all:
+    once it is in the channel the plugin may have run, and it must run at most once.
+    """
     pool = get_pool()
-    worker = pool.checkout(key, conf.get("CHECKOUT_TIMEOUT_SECONDS"), overflow=nested)
-    healthy = False
-    worker.rss_at_first_poll = 0
-    progressed = False
+    checkout_timeout = conf.get("CHECKOUT_TIMEOUT_SECONDS")
+    call_id = secrets.token_hex(12)
+    message = dict(message, id=call_id)
+    worker = pool.checkout(key, checkout_timeout, overflow=nested)
     try:
         worker.send(message)
+    except _SendFailed:
+        # Dead before it read anything (killed while idle and not yet reaped): nothing ran.
+        pool.checkin(worker, False)
+        worker = pool.checkout(key, checkout_timeout, overflow=nested)
+        try:
+            worker.send(message)
+        except _SendFailed:
+            pool.checkin(worker, False)
+            raise PluginCrashed(f"the sandbox process for plugin {slug!r} could not be reached", slug=slug) from None
+    healthy = False
+    try:
+        reply = _conversation(worker, call_id, slug, timeout, memory_mb, spec_loader, host)
+        healthy = True
+    finally:
+        pool.checkin(worker, healthy)
+    if "error" in reply:
+        error = reply["error"]
+        raise error_from(slug, error if isinstance(error, dict) else {}, timeout=timeout, memory_mb=memory_mb)
+    text = reply.get("ok")
+    if not isinstance(text, str):
+        raise PluginCrashed(f"the sandbox process running plugin {slug!r} broke protocol", slug=slug)
+    return text
+
+
+def _conversation(
+    worker: WorkerProcess,
+    call_id: str,
+    slug: str,
+    timeout: float,
+    memory_mb: int,
+    spec_loader: Callable[[], dict[str, Any]],
+    host: HostHandler,
+) -> dict[str, Any]:
+    """Serve the worker's frames for call ``call_id`` until its result; return the result frame.
+
+    Any frame of another call, an unknown op, or bytes after the result kill the worker
+    (it is never checked back in) and fail this call only, as :class:`PluginCrashed`.
+    """
+    grace = conf.get("SUPERVISOR_GRACE_MS") / 1000.0
+    worker.rss_at_start = 0
+    try:
         deadline = time.monotonic() + timeout + grace
         while True:
             reply = worker.recv(deadline)
-            progressed = True
+            if reply.get("id") != call_id:
+                raise _Violation("a frame that does not belong to this call")
             op = reply.get("op")
             if op == "host":
-                answer = host(str(reply.get("name")), str(reply.get("args")))
-                worker.send({"op": "host_result", "reply": answer})
+                name, args = reply.get("name"), reply.get("args")
+                if not isinstance(name, str) or not isinstance(args, str):
+                    raise _Violation("a malformed host call")
+                worker.send({"op": "host_result", "id": call_id, "reply": host(name, args)})
             elif op == "need_spec":
-                worker.send({"op": "spec", "spec": spec_loader()})
+                worker.send({"op": "spec", "id": call_id, "spec": spec_loader()})
                 deadline = time.monotonic() + timeout + grace
             elif op == "loaded":
                 # Loading had its own time budget; the call itself now gets a full one.
                 deadline = time.monotonic() + timeout + grace
+                worker.rss_at_start = 0
             elif op == "result":
-                worker.warm = set(reply.get("warm") or ())
-                healthy = True
-                break
+                if worker.reader.buffered():
+                    raise _Violation("bytes after the result")
+                worker.warm = {str(k) for k in reply.get("warm") or () if isinstance(k, str)}
+                return reply
             else:
-                raise protocol.ProtocolError(f"unexpected message {op!r}")
+                raise _Violation("an unexpected frame")
     except _Deadline:
-        grew = worker.rss() - worker.rss_at_first_poll
+        grew = worker.rss() - worker.rss_at_start if worker.rss_at_start else 0
         worker.kill()
-        if grew > memory_mb * MIB // 2:
+        if grew > memory_mb * MIB // 2 or worker.died_of_memory():
             raise PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug) from None
         raise PluginTimeout(f"plugin {slug!r} exceeded its time limit ({timeout * 1000:.0f} ms)", slug=slug) from None
     except _RssExceeded:
@@ -390,20 +495,19 @@ def _converse(
         raise PluginMemoryError(
             f"plugin {slug!r} exceeded the sandbox memory cap; the sandbox process was restarted", slug=slug
         ) from None
-    except protocol.ProtocolError as exc:
+    except _Violation as exc:
+        worker.kill()
+        logger.error("sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, slug, exc)
+        raise PluginCrashed(f"the sandbox process running plugin {slug!r} broke protocol", slug=slug) from None
+    except (protocol.ProtocolError, _SendFailed) as exc:
         worker.kill()
         code = worker.proc.returncode
-        if retry and not progressed and code is not None and code < 0:
-            raise _DiedBeforeStart() from None
         if code == EXIT_STUCK:
             raise PluginTimeout(f"plugin {slug!r} exceeded its time limit and was killed", slug=slug) from None
+        if worker.died_of_memory():
+            raise PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug) from None
         logger.warning("sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code)
         raise PluginCrashed(f"the sandbox process running plugin {slug!r} crashed (exit {code})", slug=slug) from None
-    finally:
-        pool.checkin(worker, healthy)
-    if "error" in reply:
-        raise error_from(slug, reply["error"], timeout=timeout, memory_mb=memory_mb)
-    return str(reply.get("ok"))
 
 
 def error_from(slug: str, error: dict[str, Any], *, timeout: float, memory_mb: int) -> PluginError:
@@ -416,6 +520,10 @@ def error_from(slug: str, error: dict[str, Any], *, timeout: float, memory_mb: i
         return PluginMemoryError(f"plugin {slug!r}: {message}", slug=slug)
     if kind == "hook_not_found":
         return HookNotFound(f"plugin {slug!r}: {message}", slug=slug)
+    if kind == "never_settled":
+        return PluginTimeout(f"plugin {slug!r} would exceed its time limit: {message}", slug=slug)
+    if kind == "data":
+        return PluginDataError(f"plugin {slug!r}: {message}", slug=slug)
     if kind == "too_large":
         return PluginDataError(f"plugin {slug!r} returned a result over the size limit ({message})", slug=slug)
     if kind == "script":

@@ -1,26 +1,27 @@
 """The sandbox worker: a process that runs plugin code in jsrun runtimes.
 
 Started by ``pool.py`` as ``python -I -c ...`` with a scrubbed environment. It imports
-only the standard library, jsrun and ``protocol``: there is nothing of Django, the
+only the standard library, jsrun and its sibling modules: there is nothing of Django, the
 settings or the database in this process for a V8 escape to find.
 
-One request at a time arrives on stdin; replies and host calls go out on stdout.
-Host calls (``log`` and, later, the ORM-backed API) are sent to the supervisor, which
-answers them on the Django thread that is waiting for this call.
+Frames travel on two dedicated pipe descriptors passed by the supervisor; fds 0 and 1
+are /dev/null and fd 2 goes to the supervisor, which caps and logs it. Every frame of a
+call carries that call's id. Host calls (``log``, ``db``, ``storage``) are sent to the
+supervisor, which answers them on the Django thread that is waiting for this call.
 
-Facts about jsrun 0.3.0 this file is built around (see docs/runtime-notes.md):
+Facts about jsrun 0.3.0 this file is built around (see docs/sandbox.md):
 - Runtimes are thread-affine: all of them live on this process's main thread.
-- ``JsFunction.call_async`` + ``asyncio.wait`` + ``Runtime.terminate`` is the only call
-  path that both allows host calls and stops a runaway loop. ``asyncio.wait_for`` must
-  not be used: on 3.11 it waits for the cancelled jsrun future, i.e. forever.
+- An idle open runtime spins a CPU core, but one whose thread is blocked in a sync Python
+  host function does not: warm runtimes are *parked* in a JS loop blocked in ``next()``.
+- ``asyncio.wait_for`` must not be used as a timeout: on 3.11 it waits for the cancelled
+  jsrun future, i.e. forever. A timer calls ``Runtime.terminate()`` instead.
 - A ``JsFunction`` handle that is garbage-collected runs a finalizer that blocks until the
-  runtime thread is free; if that happens while JS loops, this thread hangs. Every
-  handle is therefore kept referenced for the runtime's life and closed explicitly.
-- An idle open runtime spins a CPU core: warm runtimes are few and closed when idle.
+  runtime thread is free; every handle is kept referenced until after ``close()``.
 """
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import queue
@@ -28,14 +29,21 @@ import re
 import resource
 import select
 import sys
+import threading
 import time
+import traceback
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jsrun
 import protocol  # type: ignore[import-not-found]  # sibling module, see pool.py
+
+try:
+    import oslayers  # type: ignore[import-not-found]  # sibling module
+except ImportError:  # pragma: no cover - only while the module is being written
+    oslayers = None
 
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -43,152 +51,41 @@ SCRIPT_NAME = "<eval_async>"
 FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
 POLL_SECONDS = 0.02  # how often a call that has not answered yet checks its deadline
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
+# Address space (VmData) a runtime is assumed to reserve before it is measured (~70 MiB seen).
+RUNTIME_RESERVE = 80 * MIB
+CALL_SLACK = 64 * MIB  # data a call may map beyond 2 x its plugin's limit (jsrun, Python, frames)
+PARENT_CHECK_SECONDS = 0.2
+STUCK_SECONDS = 2.0  # V8 not stopping this long after terminate(): exit, the supervisor restarts us
 
-# Runs once in every new runtime, before the plugin's code. Captures the host bridge
-# in a closure and removes it from the global object, defines the plugin-facing
-# globals as non-writable, and removes what plugins are not granted.
-BOOTSTRAP_JS = r"""
-(() => {
-  "use strict";
-  const g = globalThis;
-  const host = g.__plugins_host;
-  delete g.__plugins_host;
-  const stringify = JSON.stringify, parse = JSON.parse, freeze = Object.freeze;
-  const define = Object.defineProperty, keys = Object.keys, isFrozen = Object.isFrozen;
-  // Host errors become instances of Error subclasses named like the failure
-  // (PermissionDenied, LimitExceeded, ValidationError, QuotaExceeded, ...).
-  const errorClasses = new Map();
-  const errorClass = (name) => {
-    if (!errorClasses.has(name)) {
-      const cls = { [name]: class extends Error {} }[name];
-      define(cls.prototype, "name", { value: name, writable: true, configurable: true });
-      errorClasses.set(name, cls);
-    }
-    return errorClasses.get(name);
-  };
-  const hostCall = (name, args) => {
-    const reply = parse(host(name, stringify(args)));
-    if (reply.error) {
-      const Cls = errorClass(String(reply.error.name || "Error"));
-      throw new Cls(String(reply.error.message));
-    }
-    return reply.ok;
-  };
-  const fmt = (v) => {
-    if (typeof v === "string") return v;
-    try { const s = stringify(v); return s === undefined ? String(v) : s; }
-    catch (e) { return String(v); }
-  };
-  const makeLog = (level) => function log(...args) {
-    hostCall("log", [level, args.map(fmt).join(" ")]);
-  };
-  const deepFreeze = (o) => {
-    if (o !== null && typeof o === "object" && !isFrozen(o)) {
-      freeze(o);
-      for (const k of keys(o)) deepFreeze(o[k]);
-    }
-    return o;
-  };
-  const constant = (name, value) =>
-    define(g, name, { value, writable: false, enumerable: false, configurable: false });
-  for (const name of ["setTimeout", "setInterval", "clearTimeout", "clearInterval",
-                      "WebAssembly", "SharedArrayBuffer", "Atomics", "console"]) {
-    try { delete g[name]; } catch (e) { /* non-configurable: left as is */ }
-  }
-  constant("log", makeLog("info"));
-  constant("console", freeze({
-    log: makeLog("info"), info: makeLog("info"), debug: makeLog("debug"),
-    warn: makeLog("warning"), error: makeLog("error"),
-  }));
-  constant("config", deepFreeze(parse(__CONFIG__)));
-  // Host API namespaces: every function is a synchronous call into the Django host.
-  const namespace = (prefix, names) => {
-    const ns = {};
-    for (const n of names) ns[n] = { [n]: (...args) => hostCall(prefix + "." + n, args) }[n];
-    return freeze(ns);
-  };
-  constant("db", namespace("db", ["query", "get", "count", "create", "update", "delete"]));
-  constant("storage", namespace("storage", ["get", "set", "delete", "keys", "incr"]));
+EXIT_STUCK = 3  # keep in sync with pool.py
+EXIT_PROTOCOL = 4
+EXIT_ORPHAN = 5
+EXIT_UNEXPECTED = 6
 
-  // The dispatcher we call hooks through. Built here, from intrinsics captured before the
-  // plugin's code runs, so a plugin that replaces JSON or Promise methods breaks only
-  // itself. `plugin` is looked up at call time in the shared global lexical scope.
-  const apply = Reflect.apply, resolve = Promise.resolve.bind(Promise), then = Promise.prototype.then;
-  const maxChars = __MAX_CHARS__;
-  const fail = (name, message) => { const e = new Error(message); e.name = name; throw e; };
-  const out = (v) => {
-    const s = stringify(v === undefined ? null : v);
-    const text = s === undefined ? "null" : s;
-    if (typeof text !== "string") fail("TypeError", "result is not serializable");
-    if (text.length > maxChars) fail("__PluginResultTooLarge", "result of " + text.length + " characters");
-    return text;
-  };
-  const dispatch = (hook, argsJson) => {
-    const p = (typeof plugin === "undefined") ? undefined : plugin;
-    const fn = (p === null || p === undefined) ? undefined : p[hook];
-    if (typeof fn !== "function") fail("__HookNotFound", "plugin defines no hook " + stringify(hook));
-    const r = apply(fn, p, parse(argsJson));
-    if (r !== null && typeof r === "object" && typeof r.then === "function") {
-      return apply(then, resolve(r), [out]);
-    }
-    return out(r);
-  };
-  const field = (e, key) => { try { const v = e[key]; return v === undefined ? "" : String(v); } catch (x) { return ""; } };
-  const describe = (e) => (e !== null && (typeof e === "object" || typeof e === "function"))
-    ? { name: field(e, "name"), message: field(e, "message"), stack: field(e, "stack") }
-    : { name: "", message: (() => { try { return String(e); } catch (x) { return typeof e; } })(), stack: "" };
+BOOTSTRAP_JS = (Path(__file__).resolve().parent / "bootstrap.js").read_text(encoding="utf-8")
 
-  // The park loop: the runtime's thread waits inside next() (in Python, blocked on a
-  // queue) between calls. A jsrun runtime that is merely idle spins a CPU core; one
-  // parked here costs nothing, so warm runtimes are cheap to keep. The loop never
-  // awaits: V8's heap-limit termination does not end a call whose code runs in a
-  // microtask (measured), so sync hooks run in the call itself. An async hook's
-  // promise is settled after the loop returns; the host then parks the runtime again.
-  const next = g.__plugins_next, respond = g.__plugins_respond;
-  delete g.__plugins_next;
-  delete g.__plugins_respond;
-  const fromPromise = (kind) => (value) => respond(kind, kind === "ok" ? value : stringify(describe(value)), true);
-  return () => {
-    while (true) {
-      const request = next();
-      if (request === null) return "stopped";
-      let result;
-      try {
-        result = dispatch(request[0], request[1]);
-      } catch (e) {
-        respond("error", stringify(describe(e)), false);
-        continue;
-      }
-      if (typeof result === "string") {
-        respond("ok", result, false);
-        continue;
-      }
-      apply(then, result, [fromPromise("ok"), fromPromise("error")]);
-      return "unparked";
-    }
-  };
-})();
-"""
-
-# Lists the functions of the plugin object (own and inherited, as class methods are).
-INSPECT_JS = r"""
-(() => {
-  if (typeof plugin === "undefined") return JSON.stringify({ error: "the source does not define a `plugin` object" });
-  const p = plugin;
-  if (p === null || (typeof p !== "object" && typeof p !== "function")) {
-    return JSON.stringify({ error: "`plugin` must be an object, not " + (p === null ? "null" : typeof p) });
-  }
-  const hooks = [];
-  for (let o = p; o && o !== Object.prototype && o !== Function.prototype; o = Object.getPrototypeOf(o)) {
-    for (const k of Object.getOwnPropertyNames(o)) {
-      if (k === "constructor" || hooks.includes(k)) continue;
-      const d = Object.getOwnPropertyDescriptor(o, k);
-      if (d && typeof d.value === "function") hooks.push(k);
-    }
-  }
-  return JSON.stringify({ hooks });
-})()
-"""
+# The global object's own keys after the bootstrap: the ECMAScript built-ins V8 provides
+# minus the shared-memory/Wasm/GC-callback ones, plus the plugin API. Anything else
+# (engine internals, a new built-in in a jsrun upgrade) makes every load fail until it
+# is reviewed here and in docs/plugin-authors.md.
+GLOBALS = (
+    # values and functions
+    "globalThis", "Infinity", "NaN", "undefined", "eval", "isFinite", "isNaN", "parseFloat", "parseInt",
+    "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent", "escape", "unescape",
+    # fundamental objects and errors
+    "Object", "Function", "Boolean", "Symbol", "Error", "AggregateError", "EvalError", "RangeError",
+    "ReferenceError", "SyntaxError", "TypeError", "URIError", "SuppressedError",
+    # numbers, text, dates
+    "Number", "BigInt", "Math", "Date", "String", "RegExp", "Intl", "Temporal",
+    # collections and buffers
+    "Array", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
+    "Uint32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
+    "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "ArrayBuffer", "DataView", "JSON",
+    # control flow and reflection
+    "Promise", "Iterator", "Proxy", "Reflect", "DisposableStack", "AsyncDisposableStack",
+    # the plugin API
+    "queueMicrotask", "log", "console", "config", "db", "storage",
+)
 
 
 class CallFailed(Exception):
@@ -219,38 +116,76 @@ class Warm:
     handles: list[Any] = field(default_factory=list)
     last_used: float = 0.0
     dead: bool = False
+    recycle: bool = False  # healthy, but kept too much memory: closed after this call
+    grown: int = 0  # data-size growth across this runtime's calls: memory it kept
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
+    """Plugin-made text for the supervisor: valid Unicode, control characters escaped."""
+    text = text[:limit]
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if not keep_newlines:
+        text = text.replace("\n", "\\n")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class Worker:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
-        self.reader = protocol.FrameReader(0)
-        self.out_fd = 1
+        self.reader = protocol.FrameReader(int(options["in_fd"]))
+        self.out_fd = int(options["out_fd"])
+        self.call_id: str | None = None
         self.specs: OrderedDict[str, Spec] = OrderedDict()
         self.warm: OrderedDict[str, Warm] = OrderedDict()
         self.retiring: list[Warm] = []
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
+        self.data_ceiling = int(options["data_limit_mb"]) * MIB
 
     # -- I/O -----------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
+        if self.call_id is not None:
+            message["id"] = self.call_id
         protocol.write_message(self.out_fd, message)
 
-    def host(self, name: str, args_json: str) -> str:
-        """Bound into every runtime; runs on the runtime's thread during a call."""
-        if len(args_json) > int(self.options["max_host_args_chars"]):
-            return json.dumps({"error": {"name": "RangeError", "message": "host call arguments are too large"}})
-        # Only one call runs per worker, and the main thread does not read while it
-        # waits for that call: this thread owns both pipes until the reply arrives.
-        self.send({"op": "host", "name": str(name), "args": str(args_json)})
-        reply = self.reader.read_blocking()
-        if reply.get("op") != "host_result" or not isinstance(reply.get("reply"), str):
-            os._exit(4)  # the supervisor broke protocol; it will restart us
-        return reply["reply"]
+    def receive(self, op: str) -> dict[str, Any]:
+        """The supervisor's reply ``op`` for the current call; anything else ends this process."""
+        try:
+            reply = self.reader.read_blocking()
+        except protocol.ProtocolError:
+            os._exit(EXIT_ORPHAN)  # the supervisor is gone
+        if reply.get("op") != op or reply.get("id") != self.call_id:
+            os._exit(EXIT_PROTOCOL)
+        return reply
+
+    def host(self, name: Any, args_json: Any) -> str:
+        """Bound into every runtime; runs on the runtime's thread during a call.
+
+        Never raises: a Python exception would reach plugin code as a TypeError
+        carrying Python's own text.
+        """
+        try:
+            if not isinstance(name, str) or not isinstance(args_json, str):
+                return json.dumps({"error": {"name": "TypeError", "message": "invalid host call"}})
+            if len(args_json) > int(self.options["max_host_args_chars"]):
+                return json.dumps({"error": {"name": "RangeError", "message": "host call arguments are too large"}})
+            # One call runs per worker and the main thread does not read while it waits for
+            # that call: this thread owns the channel until the reply arrives.
+            self.send({"op": "host", "name": name, "args": args_json})
+            reply = self.receive("host_result")["reply"]
+            if not isinstance(reply, str):
+                os._exit(EXIT_PROTOCOL)
+            return reply
+        except BaseException:
+            os._exit(EXIT_PROTOCOL)
 
     # -- main loop -------------------------------------------------------------
-    def serve(self) -> None:
-        self.send({"op": "ready", "pid": os.getpid()})
+    def serve(self, layers: dict[str, Any]) -> None:
+        self.send({"op": "ready", "pid": os.getpid(), "layers": layers})
         while True:
             message = self.reader.pop()
             if message is None:
@@ -269,26 +204,29 @@ class Worker:
 
     def handle(self, message: dict[str, Any]) -> None:
         op = message.get("op")
+        if op == "shutdown":
+            self.shutdown()
+        call_id = message.get("id")
+        if op not in {"call", "inspect"} or not isinstance(call_id, str):
+            os._exit(EXIT_PROTOCOL)
+        self.call_id = call_id
         try:
             if op == "call":
                 text = self.loop.run_until_complete(self.call(message))
-                self.enforce_warm_bound()
-                self.send({"op": "result", "ok": text, "warm": list(self.warm)})
-            elif op == "inspect":
-                spec = self.spec_from(message["spec"])
-                text = self.loop.run_until_complete(self.inspect(spec, float(message["timeout"])))
-                self.send({"op": "result", "ok": text, "warm": list(self.warm)})
-            elif op == "shutdown":
-                self.shutdown()
             else:
-                self.send({"op": "result", "error": {"kind": "internal", "message": f"unknown op {op!r}"}})
+                text = self.loop.run_until_complete(self.inspect(self.spec_from(message["spec"]), float(message["timeout"])))
+            self.enforce_warm_bound()
+            self.send({"op": "result", "ok": text, "warm": list(self.warm)})
         except CallFailed as exc:
             self.send({"op": "result", "error": exc.error, "warm": list(self.warm)})
+        finally:
+            self.call_id = None
         self.close_retiring()
 
     def shutdown(self) -> None:
         for key in list(self.warm):
             self.discard(key)
+        self.close_retiring()
         # os._exit: interpreter finalization with jsrun threads alive can abort.
         os._exit(0)
 
@@ -308,10 +246,7 @@ class Worker:
         spec = self.specs.get(key)
         if spec is None:
             self.send({"op": "need_spec"})
-            reply = self.reader.read_blocking()
-            if reply.get("op") != "spec":
-                os._exit(4)
-            spec = self.spec_from(reply["spec"])
+            spec = self.spec_from(self.receive("spec")["spec"])
             self.specs[key] = spec
             while len(self.specs) > SPEC_CACHE_SIZE:
                 self.specs.popitem(last=False)
@@ -329,123 +264,151 @@ class Worker:
             self.send({"op": "loaded"})
         self.warm.move_to_end(key)
         try:
-            return await self.call_parked(warm, str(message["hook"]), str(message["args"]), timeout)
+            return await self.call_parked(warm, ["call", str(message["hook"]), str(message["args"])], timeout)
         finally:
             warm.last_used = time.monotonic()
-            if warm.dead:
+            if warm.dead or warm.recycle:
                 self.discard(key)
 
-    async def call_parked(self, warm: Warm, hook: str, args: str, timeout: float) -> str:
-        """Hand one call to the runtime's park loop and wait for its reply.
+    async def inspect(self, spec: Spec, timeout: float) -> str:
+        warm = await self.load(spec, timeout)
+        try:
+            return await self.call_parked(warm, ["inspect"], timeout)
+        finally:
+            self.retiring.append(warm)  # closed after the call, outside the event loop
+
+    async def call_parked(self, warm: Warm, request: list[str], timeout: float) -> str:
+        """Hand one request to the runtime's park loop and wait for its reply.
 
         The reply normally arrives within microseconds; while waiting longer this polls,
         letting jsrun report a runtime that died (heap limit) and enforcing the deadline.
         """
-        self.limit_data(current_data_bytes() + 2 * warm.spec.memory_mb * MIB + 64 * MIB)
-        warm.requests.put([hook, args])
+        before = current_data_bytes()
+        self.limit_data(self.call_data_limit(warm))
+        warm.requests.put(request)
         deadline = time.monotonic() + timeout
         stuck_at = None
         try:
             while True:
                 try:
-                    kind, text, unparked = warm.responses.get(timeout=POLL_SECONDS)
+                    kind, text, retained = warm.responses.get(timeout=POLL_SECONDS)
                     break
                 except queue.Empty:
                     pass
                 await asyncio.sleep(0)  # lets jsrun deliver the park loop's end, if any
                 future = warm.park_future
-                if future.done() and future.exception() is not None:
+                if future.done():
                     # V8 stopped the code: heap limit, or our terminate() below.
                     warm.dead = True
-                    raise CallFailed(self.classify(future.exception(), warm, terminated=stuck_at is not None))
+                    exc = future.exception() if not future.cancelled() else None
+                    if exc is None:
+                        raise CallFailed({"kind": "internal", "message": "the runtime stopped unexpectedly"})
+                    raise CallFailed(self.classify(exc, warm, terminated=stuck_at is not None))
                 now = time.monotonic()
                 if stuck_at is None and now >= deadline:
                     warm.dead = True
                     warm.runtime.terminate()
-                    if future.done():
-                        # An async hook whose promise never settled: nothing is running.
-                        raise CallFailed({"kind": "timeout", "message": "time limit exceeded"})
-                    stuck_at = now + 2.0
+                    stuck_at = now + STUCK_SECONDS
                 elif stuck_at is not None and now >= stuck_at:
-                    os._exit(3)  # V8 did not stop (seen with some heap bombs): the supervisor restarts us
+                    os._exit(EXIT_STUCK)
         finally:
-            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
-        if unparked:
-            # An async hook: the park loop returned before its promise settled. Park again.
-            await asyncio.wait({warm.park_future}, timeout=1.0)
-            if not warm.park_future.done():
-                warm.dead = True
-            else:
-                warm.park_future.exception()
-                warm.park_future = asyncio.ensure_future(warm.park.call_async())
+            self.limit_data(self.data_ceiling)
+        self.account_memory(warm, current_data_bytes() - before, retained)
         if kind == "ok" and isinstance(text, str):
             return text
         try:
-            reported = json.loads(text)
-        except (TypeError, ValueError):
-            reported = {"name": "Error", "message": "unreadable error"}
+            reported = json.loads(text) if isinstance(text, str) else {}
+        except ValueError:
+            reported = {}
+        if not isinstance(reported, dict):
+            reported = {}
         raise CallFailed(self.classify_thrown(warm, reported))
 
-    async def inspect(self, spec: Spec, timeout: float) -> str:
-        warm = await self.load(spec, timeout, start_park=False)
-        try:
-            return await self.run(warm, lambda: warm.runtime.eval_async(INSPECT_JS), timeout)
-        finally:
-            self.close_warm(warm)
+    def account_memory(self, warm: Warm, growth: int, retained: Any) -> None:
+        """Recycle a runtime that keeps more than its plugin's limit between calls.
 
-    async def load(self, spec: Spec, timeout: float, *, start_park: bool = True) -> Warm:
+        ``retained`` is V8's heap in use plus external (ArrayBuffer) memory after the call;
+        ``growth`` is this process's data-size change across the call, which also sees
+        memory V8 does not report. A heap may legitimately grow up to the limit, so data
+        growth counts only past twice the limit.
+        """
+        limit = warm.spec.memory_mb * MIB
+        warm.grown = max(0, warm.grown + growth)
+        kept = retained if isinstance(retained, int | float) else 0
+        if kept > limit or warm.grown > 2 * limit:
+            warm.recycle = True
+
+    def call_data_limit(self, current: Warm | None) -> int:
+        """RLIMIT_DATA for one call (``None``: for creating a runtime).
+
+        Heap limits do not cover ArrayBuffer or string backing stores; one call runs per
+        process at a time, so the process data limit bounds what a call may map: what the
+        process holds now, *less what this plugin's runtime kept from its earlier calls*,
+        plus 2 x its limit. Counting from the current size alone would let a plugin
+        ratchet (keep 2 x its limit per call); counting from the size at start would be
+        wrong too: measured, closing a runtime does not give its address space back.
+        """
+        if current is None:
+            return current_data_bytes() + RUNTIME_RESERVE + CALL_SLACK
+        return current_data_bytes() - current.grown + 2 * current.spec.memory_mb * MIB + CALL_SLACK
+
+    async def load(self, spec: Spec, timeout: float) -> Warm:
         config = jsrun.RuntimeConfig(
             max_heap_size=spec.memory_mb * MIB,
             max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
             enable_console=False,
         )
+        self.limit_data(self.call_data_limit(None))
         try:
             runtime = jsrun.Runtime(config)
-        except Exception as exc:  # thread spawn refused under RLIMIT_DATA, etc.
-            raise CallFailed({"kind": "memory", "message": f"could not start a runtime: {exc}"}) from None
+        except Exception:  # thread spawn refused under RLIMIT_DATA, etc.
+            raise CallFailed({"kind": "memory", "message": "could not start a runtime within the memory limit"}) from None
+        finally:
+            self.limit_data(self.data_ceiling)
         warm = Warm(spec=spec, runtime=runtime)
         try:
             runtime.bind_function("__plugins_host", self.host)
-            runtime.bind_function("__plugins_next", warm.requests.get)
             # Bind the queues, not `warm`: a closure over `warm` would let the runtime's own
             # thread drop the last reference to the Runtime, which jsrun refuses (unsendable).
-            responses = warm.responses
-            runtime.bind_function("__plugins_respond", lambda kind, text, unparked: responses.put((kind, text, unparked)))
-            bootstrap = BOOTSTRAP_JS.replace("__CONFIG__", json.dumps(spec.config_json)).replace(
-                "__MAX_CHARS__", str(int(self.options["max_result_bytes"]))
-            )
-            warm.park = runtime.eval(bootstrap)
+            requests, responses = warm.requests, warm.responses
+            runtime.bind_function("__plugins_next", requests.get)
+            runtime.bind_function("__plugins_respond", lambda kind, text, retained: responses.put((kind, text, retained)))
+            settings = {
+                "config": spec.config_json,
+                "maxChars": int(self.options["max_result_bytes"]),
+                "maxDepth": int(self.options["max_data_depth"]),
+                "globals": GLOBALS,
+            }
+            try:
+                warm.park = runtime.eval(BOOTSTRAP_JS.replace("__SETTINGS__", json.dumps(settings)))
+            except Exception as exc:
+                # Fail closed: the engine offers something the allowlist does not know.
+                raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
             result = await self.run(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
-            if start_park:
-                warm.park_future = asyncio.ensure_future(warm.park.call_async())
+            warm.park_future = asyncio.ensure_future(warm.park.call_async())
         except BaseException:
             self.close_warm(warm)
             raise
         return warm
 
-    async def run(self, warm: Warm, start: Callable[[], Any], timeout: float) -> Any:
-        """Start plugin code with ``start()`` (returns a jsrun awaitable) and await it.
-
-        Every piece of plugin code (load, inspection, hook call) runs through here, under
-        the time limit and the per-call data limit.
-        """
+    async def run(self, warm: Warm, start: Any, timeout: float) -> Any:
+        """Run the plugin's top-level code (``start()`` returns a jsrun awaitable) under
+        the time limit and the call's data limit."""
         state = {"terminated": False}
 
         def stuck() -> None:
             # V8 did not stop after terminate() (seen with some heap bombs). Exiting is
             # the only way out; the supervisor reports the call and starts a new worker.
-            os._exit(3)
+            os._exit(EXIT_STUCK)
 
         def expire() -> None:
             state["terminated"] = True
             warm.dead = True
             warm.runtime.terminate()
-            state["stuck"] = self.loop.call_later(2.0, stuck)
+            state["stuck"] = self.loop.call_later(STUCK_SECONDS, stuck)
 
-        # Heap limits do not cover ArrayBuffer/string backing stores. One plugin runs at
-        # a time per process, so the process data limit can bound what it may map.
-        self.limit_data(current_data_bytes() + 2 * warm.spec.memory_mb * MIB + 64 * MIB)
+        self.limit_data(self.call_data_limit(warm))
         timer = self.loop.call_later(timeout, expire)
         try:
             return await start()
@@ -455,7 +418,7 @@ class Worker:
                 warm.dead = True
             raise CallFailed(error) from None
         finally:
-            self.limit_data(int(self.options["data_limit_mb"]) * MIB)
+            self.limit_data(self.data_ceiling)
             timer.cancel()
             if "stuck" in state:
                 state["stuck"].cancel()
@@ -480,8 +443,8 @@ class Worker:
             )
             return self.script_error(warm, name, message, exc.stack or "", position)
         if isinstance(exc, RuntimeError) and "serializ" in text.lower():
-            return {"kind": "too_large", "message": text[:500]}
-        return {"kind": "internal", "message": f"{type(exc).__name__}: {text[:500]}"}
+            return {"kind": "too_large", "message": "the value is too large to cross the sandbox boundary"}
+        return {"kind": "internal", "message": f"{type(exc).__name__} in the sandbox"}
 
     def classify_thrown(self, warm: Warm, reported: dict[str, Any]) -> dict[str, Any]:
         """Classify an error the park loop caught and described (name, message, stack)."""
@@ -493,30 +456,32 @@ class Worker:
     def script_error(
         self, warm: Warm, name: str, message: str, stack: str, position: tuple[int | None, int | None]
     ) -> dict[str, Any]:
+        name = clean_text(name, 200)
+        message = clean_text(message, 4000)
         if name == "RangeError" and ("allocation failed" in message or "Invalid string length" in message):
             return {"kind": "memory", "message": f"memory limit exceeded ({message})"}
         if name == "__HookNotFound":
             return {"kind": "hook_not_found", "message": message}
-        if name == "__PluginResultTooLarge":
-            return {"kind": "too_large", "message": message}
+        if name == "__PluginDataError":
+            return {"kind": "data", "message": message}
+        if name == "__NeverSettled":
+            return {"kind": "never_settled", "message": message}
         cleaned = "\n".join(
             line.replace(SCRIPT_NAME, f"{warm.spec.slug}.js")
-            for line in stack.splitlines()
+            for line in clean_text(stack, 8000, keep_newlines=True).splitlines()
             if "<eval>" not in line  # frames of our own bootstrap, not the plugin's
         )
         return {
             "kind": "script",
             "name": name or "Error",
-            "message": message[:4000],
-            "stack": cleaned[:8000],
+            "message": message,
+            "stack": cleaned,
             "line": position[0],
             "column": position[1],
         }
 
     def limit_data(self, limit: int) -> None:
-        ceiling = int(self.options["data_limit_mb"]) * MIB
-        limit = min(limit, ceiling)
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, ceiling))
+        resource.setrlimit(resource.RLIMIT_DATA, (min(limit, self.data_ceiling), self.data_ceiling))
 
     # -- warm runtime bookkeeping ------------------------------------------------------
     def forget_other_versions(self, spec: Spec) -> None:
@@ -530,8 +495,7 @@ class Worker:
     def enforce_warm_bound(self) -> None:
         limit = int(self.options["warm_runtimes"])
         while len(self.warm) > limit:
-            oldest = next(iter(self.warm))
-            self.discard(oldest)
+            self.discard(next(iter(self.warm)))
 
     def next_idle_deadline(self) -> float | None:
         if not self.warm:
@@ -576,14 +540,16 @@ class Worker:
                 self.loop.run_until_complete(asyncio.wait({future}, timeout=1.0))
         if future is not None and future.done() and not future.cancelled():
             future.exception()  # retrieved: no "exception was never retrieved" noise
-        try:
-            warm.runtime.close()
-        except BaseException:
-            pass  # closing a terminated runtime may raise; its thread is stopped either way
+        if warm.runtime is not None:
+            try:
+                warm.runtime.close()
+            except BaseException:
+                pass  # closing a terminated runtime may raise; its thread is stopped either way
         # Handles are dropped only after close(): a finalizer on a closed runtime returns
         # at once, one on a busy open runtime would block this thread.
         warm.handles.clear()
         warm.park = None
+        release_freed_memory()
 
 
 _STATM_FD: int | None = None
@@ -597,16 +563,61 @@ def current_data_bytes() -> int:
     return int(os.pread(_STATM_FD, 256, 0).split()[5]) * PAGE_SIZE
 
 
+try:
+    _malloc_trim = ctypes.CDLL(None).malloc_trim
+except (OSError, AttributeError):  # not glibc
+    _malloc_trim = None
+
+
+def release_freed_memory() -> None:
+    """Give memory freed by a closed runtime back to the OS (measured: without this, the
+    ArrayBuffers of a closed runtime stay resident in its thread's malloc arena)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
 def limit_resources(data_limit_mb: int) -> None:
     limit = data_limit_mb * MIB
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def watch_parent(parent_pid: int) -> None:
+    """Exit when the supervisor dies, whatever the main thread is doing (even blocked in
+    a host call, or with the channel held open by a forked sibling of the supervisor)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_SECONDS)
+            if os.getppid() != parent_pid:
+                os._exit(EXIT_ORPHAN)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
-    options = json.loads(sys.argv[1])
-    limit_resources(int(options["data_limit_mb"]))
-    Worker(options).serve()
+    try:
+        options = json.loads(sys.argv[1])
+        watch_parent(int(options["parent_pid"]))
+        limit_resources(int(options["data_limit_mb"]))
+        current_data_bytes()  # opens /proc/self/statm before the OS layers close the file system
+        for codec in ("ascii", "latin-1", "unicode_escape", "utf-8"):
+            "".encode(codec)  # codecs import lazily; after the uid switch they could not be read
+        if oslayers is not None and os.environ.get('TMP_NO_LAYERS') is None:
+            layers = oslayers.apply(options.get("layers") or {})
+        else:
+            layers = {}
+        Worker(options).serve(layers)
+    except SystemExit:
+        raise
+    except BaseException as exc:
+        # Anything unexpected: a short note for the supervisor's log, then exit at once
+        # (interpreter finalization with jsrun threads alive can abort).
+        try:
+            note = "".join(traceback.format_exception(exc, limit=-3))
+            os.write(2, f"sandbox worker failed: {note}".encode("utf-8", "replace")[-4000:])
+        finally:
+            os._exit(EXIT_UNEXPECTED)
 
 
 if __name__ == "__main__":

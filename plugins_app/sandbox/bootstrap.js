@@ -1,0 +1,265 @@
+// Runs once in every new runtime, before the plugin's code (see worker.py, Worker.load).
+//
+// 1. Captures every intrinsic the bridge needs, and jsrun's Python op itself, in this
+//    closure, so that a plugin that replaces JSON, Array.prototype.map, Object or Promise
+//    methods breaks only its own code.
+// 2. Deletes every engine internal from the global object (deno_core's `__bootstrap` with
+//    its ~100 ops, jsrun's `__jsrunCall*`/`__host_op_*`/`__jsrun_*` bridge, timers,
+//    WebAssembly, SharedArrayBuffer/Atomics, FinalizationRegistry, ...), defines the
+//    documented plugin globals, then checks that the global object's own keys are exactly
+//    the documented allowlist (docs/plugin-authors.md), or throws: fail closed.
+// 3. Returns the park loop, which the worker calls once: the runtime's thread then waits
+//    inside next() (Python, blocked on a queue) between calls and costs no CPU.
+//
+// __SETTINGS__ is replaced by a JSON object literal by the worker (never plugin data).
+(() => {
+  "use strict";
+  const settings = __SETTINGS__;
+  const g = globalThis;
+
+  // -- intrinsics, captured before any plugin code exists ---------------------------------
+  const apply = Reflect.apply, ownKeys = Reflect.ownKeys, deleteProperty = Reflect.deleteProperty;
+  const define = Object.defineProperty, freeze = Object.freeze, isFrozen = Object.isFrozen;
+  const keys = Object.keys, getPrototypeOf = Object.getPrototypeOf, create = Object.create;
+  const getOwnPropertyNames = Object.getOwnPropertyNames, getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const stringify = JSON.stringify, parse = JSON.parse;
+  const isArray = Array.isArray, StringCtor = String, NumberCtor = Number;
+  const charCodeAt = String.prototype.charCodeAt, indexOf = String.prototype.indexOf;
+  const join = Array.prototype.join, push = Array.prototype.push;
+  const exec = RegExp.prototype.exec;
+  const ErrorCtor = Error, RangeErrorCtor = RangeError, TypeErrorCtor = TypeError;
+  const MapCtor = Map, mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapHas = Map.prototype.has;
+  const SetCtor = Set, setHas = Set.prototype.has, setAdd = Set.prototype.add;
+  const ObjectProto = Object.prototype, FunctionProto = Function.prototype;
+
+  // -- jsrun's bridge: keep the op, drop everything else -----------------------------------
+  // A bound function is `(...args) => __host_op_sync__(ID, ...args)`, which looks the bridge
+  // up on the global object and spreads through the live Array iterator at call time. We
+  // call the op directly with an array literal instead.
+  const core = g.__bootstrap.core;
+  const callPython = core.ops.op_jsrun_call_python_sync;
+  const runMicrotasks = core.runMicrotasks;
+  const memoryUsage = core.memoryUsage;
+  // A rejection nobody handles must not end the runtime or reach the supervisor.
+  core.setUnhandledPromiseRejectionHandler(() => true);
+  const opId = (name) => {
+    const match = apply(exec, /__host_op_sync__\((\d+),/, [StringCtor(g[name])]);
+    if (match === null) throw new ErrorCtor("bootstrap: cannot find the op of " + name);
+    return NumberCtor(match[1]);
+  };
+  const hostOp = opId("__plugins_host"), nextOp = opId("__plugins_next"), respondOp = opId("__plugins_respond");
+  const host = (name, argsJson) => callPython(hostOp, [name, argsJson]);
+  const next = () => callPython(nextOp, []);
+  const respond = (kind, text, retained) => callPython(respondOp, [kind, text, retained]);
+  const retainedBytes = () => {
+    const usage = memoryUsage();
+    return usage.heapUsed + usage.external;
+  };
+
+  // -- the global object: delete what is not documented -------------------------------------
+  const allowed = new SetCtor(settings.globals);
+  for (const key of ownKeys(g)) {
+    if (typeof key !== "string" || !apply(setHas, allowed, [key]) || key === "console" || key === "queueMicrotask") {
+      if (!deleteProperty(g, key)) throw new ErrorCtor("bootstrap: cannot remove global " + StringCtor(key));
+    }
+  }
+
+  // -- data crossing to Python: JSON text, depth and Unicode checked ---------------------------
+  const maxDepth = settings.maxDepth, maxChars = settings.maxChars;
+  const fail = (Cls, name, message) => { const e = new Cls(message); define(e, "name", { value: name }); throw e; };
+  // Deepest nesting of JSON text (arrays and objects), skipping string contents.
+  const depthOf = (text) => {
+    let depth = 0, max = 0, inString = false;
+    for (let i = 0, n = text.length; i < n; i++) {
+      const c = apply(charCodeAt, text, [i]);
+      if (inString) {
+        if (c === 92) i++;
+        else if (c === 34) inString = false;
+      } else if (c === 34) inString = true;
+      else if (c === 91 || c === 123) { if (++depth > max) max = depth; }
+      else if (c === 93 || c === 125) depth--;
+    }
+    return max;
+  };
+  // JSON.stringify escapes a lone surrogate as \udXXX and emits well-formed pairs as is.
+  const loneSurrogate = /(?<!\\)(?:\\\\)*\\ud[89a-f]/;
+  // Encode `value` for Python; `what` names it in errors. Throws a catchable RangeError or
+  // TypeError (named `errorName` for results, which the worker reports as a data error).
+  const encode = (value, what, errorName) => {
+    let text;
+    try {
+      text = stringify(value === undefined ? null : value);
+    } catch (e) {
+      if (e instanceof RangeErrorCtor) fail(RangeErrorCtor, errorName || "RangeError", what + " is nested too deeply to encode");
+      throw e;  // a cycle, a BigInt, a throwing toJSON: the plugin's own error
+    }
+    if (text === undefined) text = "null";
+    if (text.length > maxChars) fail(RangeErrorCtor, errorName || "RangeError", what + " of " + text.length + " characters is over the size limit of " + maxChars);
+    if (text.length > 2 * maxDepth && depthOf(text) > maxDepth) {
+      fail(RangeErrorCtor, errorName || "RangeError", what + " is nested deeper than " + maxDepth + " levels");
+    }
+    if (apply(indexOf, text, ["\\u"]) !== -1 && apply(exec, loneSurrogate, [text]) !== null) {
+      fail(TypeErrorCtor, errorName || "TypeError", what + " contains a lone surrogate (not valid Unicode text)");
+    }
+    return text;
+  };
+
+  // -- host API ---------------------------------------------------------------------------
+  // Host errors become instances of Error subclasses named like the failure
+  // (PermissionDenied, LimitExceeded, ValidationError, QuotaExceeded, ...).
+  const errorClasses = new MapCtor();
+  const errorClass = (name) => {
+    if (!apply(mapHas, errorClasses, [name])) {
+      const cls = { [name]: class extends ErrorCtor {} }[name];
+      define(cls.prototype, "name", { value: name, writable: true, configurable: true });
+      apply(mapSet, errorClasses, [name, cls]);
+    }
+    return apply(mapGet, errorClasses, [name]);
+  };
+  const hostCall = (name, args) => {
+    const reply = parse(host(name, encode(args, "host call arguments", null)));
+    if (reply.error) {
+      const Cls = errorClass(StringCtor(reply.error.name || "Error"));
+      throw new Cls(StringCtor(reply.error.message));
+    }
+    return reply.ok;
+  };
+  const fmt = (v) => {
+    if (typeof v === "string") return v;
+    try { const s = stringify(v); return s === undefined ? StringCtor(v) : s; }
+    catch (e) { try { return StringCtor(v); } catch (x) { return "[unprintable " + typeof v + "]"; } }
+  };
+  const makeLog = (level) => function log(...args) {
+    const parts = [];
+    for (let i = 0; i < args.length; i++) apply(push, parts, [fmt(args[i])]);
+    hostCall("log", [level, apply(join, parts, [" "])]);
+  };
+  const deepFreeze = (o) => {
+    if (o !== null && typeof o === "object" && !isFrozen(o)) {
+      freeze(o);
+      for (const k of keys(o)) deepFreeze(o[k]);
+    }
+    return o;
+  };
+  const constant = (name, value) =>
+    define(g, name, { value, writable: false, enumerable: false, configurable: false });
+  const namespace = (prefix, names) => {
+    const ns = {};
+    for (const n of names) ns[n] = { [n]: (...args) => hostCall(prefix + "." + n, args) }[n];
+    return freeze(ns);
+  };
+  constant("log", makeLog("info"));
+  constant("console", freeze({
+    log: makeLog("info"), info: makeLog("info"), debug: makeLog("debug"),
+    warn: makeLog("warning"), error: makeLog("error"),
+  }));
+  constant("config", deepFreeze(parse(settings.config)));
+  constant("db", namespace("db", ["query", "get", "count", "create", "update", "delete"]));
+  constant("storage", namespace("storage", ["get", "set", "delete", "keys", "incr"]));
+  // deno_core's queueMicrotask reports a throwing callback to the engine's error handler.
+  // Here the callback runs inside the calling hook's own call (see run below), and a
+  // throw is an ignored rejection, as for any promise. `await` never consults the
+  // (plugin-writable) Promise.prototype.then or species, unlike calling `then`.
+  const later = async (callback) => { await undefined; apply(callback, undefined, []); };
+  define(g, "queueMicrotask", {
+    value: function queueMicrotask(callback) {
+      if (typeof callback !== "function") throw new TypeErrorCtor("queueMicrotask: callback is not a function");
+      later(callback);
+    },
+    writable: true, enumerable: false, configurable: true,
+  });
+
+  // -- fail closed: the global object holds exactly the documented names --------------------
+  const present = ownKeys(g);
+  const missing = [], extra = [];
+  for (const key of present) if (typeof key !== "string" || !apply(setHas, allowed, [key])) apply(push, extra, [StringCtor(key)]);
+  const presentSet = new SetCtor(present);
+  for (const key of settings.globals) if (!apply(setHas, presentSet, [key])) apply(push, missing, [key]);
+  if (extra.length || missing.length) {
+    throw new ErrorCtor("bootstrap: global object differs from the allowlist: extra " + stringify(extra) + ", missing " + stringify(missing));
+  }
+
+  // -- calling hooks ----------------------------------------------------------------------
+  const describe = (e) => {
+    const field = (key) => { try { const v = e[key]; return v === undefined ? "" : StringCtor(v); } catch (x) { return ""; } };
+    if (e !== null && (typeof e === "object" || typeof e === "function")) {
+      return { name: field("name"), message: field("message"), stack: field("stack") };
+    }
+    let message;
+    try { message = StringCtor(e); } catch (x) { message = typeof e; }
+    return { name: "", message, stack: "" };
+  };
+  const hooksOf = (p) => {
+    const found = [], seen = new SetCtor();
+    for (let o = p; o && o !== ObjectProto && o !== FunctionProto; o = getPrototypeOf(o)) {
+      for (const k of getOwnPropertyNames(o)) {
+        if (k === "constructor" || apply(setHas, seen, [k])) continue;
+        apply(setAdd, seen, [k]);
+        const d = getOwnPropertyDescriptor(o, k);
+        if (d && typeof d.value === "function") apply(push, found, [k]);
+      }
+    }
+    return found;
+  };
+  const currentPlugin = () => (typeof plugin === "undefined") ? undefined : plugin;  // global lexical scope, at call time
+  const inspect = () => {
+    const p = currentPlugin();
+    if (p === undefined) return stringify({ error: "the source does not define a `plugin` object" });
+    if (p === null || (typeof p !== "object" && typeof p !== "function")) {
+      return stringify({ error: "`plugin` must be an object, not " + (p === null ? "null" : typeof p) });
+    }
+    return stringify({ hooks: hooksOf(p) });
+  };
+  const RESULT_ERROR = "__PluginDataError";
+  // Calls the hook; returns its raw return value (maybe a promise).
+  const dispatch = (hook, argsJson) => {
+    const p = currentPlugin();
+    const fn = (p === null || p === undefined) ? undefined : p[hook];
+    if (typeof fn !== "function") fail(ErrorCtor, "__HookNotFound", "plugin defines no hook " + stringify(hook));
+    return apply(fn, p, parse(argsJson));
+  };
+  // Awaits a promise or thenable without consulting its (plugin-writable) `then` species.
+  const observe = async (state, r) => {
+    try { state.value = await r; state.kind = "ok"; } catch (e) { state.value = e; state.kind = "error"; }
+  };
+  const isThenable = (r) => r !== null && (typeof r === "object" || typeof r === "function") && typeof r.then === "function";
+  // Runs the hook, then every microtask the call queued (promise reactions, queueMicrotask
+  // callbacks, async functions), inside this call and its time limit: nothing a hook
+  // leaves behind runs during a later call. There are no timers or I/O, so a promise
+  // still pending after that can never settle. Returns [kind, JSON text].
+  const run = (request) => {
+    if (request[0] === "inspect") return ["ok", inspect()];
+    const state = { kind: "pending", value: undefined };
+    try {
+      const r = dispatch(request[1], request[2]);
+      if (isThenable(r)) observe(state, r);
+      else { state.kind = "ok"; state.value = r; }
+    } catch (e) {
+      state.kind = "error";
+      state.value = e;
+    }
+    runMicrotasks();
+    if (state.kind === "pending") {
+      return ["error", stringify({ name: "__NeverSettled", message: "the hook's promise never settles (a sandboxed plugin has no timers or I/O to wait for)", stack: "" })];
+    }
+    if (state.kind === "ok") {
+      try {
+        const text = encode(state.value, "the result", RESULT_ERROR);
+        runMicrotasks();  // toJSON and getters may have queued some
+        return ["ok", text];
+      } catch (e) {
+        state.value = e;
+      }
+    }
+    runMicrotasks();
+    return ["error", stringify(describe(state.value))];
+  };
+  return () => {
+    while (true) {
+      const request = next();
+      if (request === null) return "stopped";
+      const reply = run(request);
+      respond(reply[0], reply[1], retainedBytes());
+    }
+  };
+})();
