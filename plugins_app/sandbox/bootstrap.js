@@ -83,23 +83,43 @@
   };
   // JSON.stringify escapes a lone surrogate as \udXXX and emits well-formed pairs as is.
   const loneSurrogate = /(?<!\\)(?:\\\\)*\\ud[89a-f]/;
-  // Encode `value` for Python; `what` names it in errors. Throws a catchable RangeError or
-  // TypeError (named `errorName` for results, which the worker reports as a data error).
-  const encode = (value, what, errorName) => {
+  // Cuts JSON.stringify short once the strings and keys it has seen exceed the size limit:
+  // stringifying a huge string first and measuring after could need more memory than the
+  // call's data limit allows, and V8 aborts the process on that failure (measured).
+  const TOO_LARGE = {};
+  let budget = 0;
+  const bounded = function (key, value) {
+    budget -= key.length + 1;
+    if (typeof value === "string") budget -= value.length;
+    if (budget < 0) throw TOO_LARGE;
+    return value;
+  };
+  const memoryLimit = settings.memoryLimit;
+  // Encode `value` for Python. `subject` starts the error message ("the result is", "host
+  // call arguments are"). Throws a catchable RangeError or TypeError, named `errorName`
+  // when given (results: the worker reports a data error, or a memory error when the
+  // runtime holds more than the plugin's memory limit).
+  const encode = (value, subject, errorName) => {
     let text;
+    budget = maxChars;
     try {
-      text = stringify(value === undefined ? null : value);
+      text = stringify(value === undefined ? null : value, bounded);
     } catch (e) {
-      if (e instanceof RangeErrorCtor) fail(RangeErrorCtor, errorName || "RangeError", what + " is nested too deeply to encode");
+      if (e === TOO_LARGE) {
+        // Text longer than the plugin's memory limit could not even be built within it.
+        if (errorName && maxChars - budget > memoryLimit) fail(RangeErrorCtor, "__PluginMemoryError", subject + " larger than the memory limit");
+        fail(RangeErrorCtor, errorName || "RangeError", subject + " too large: over the size limit of " + maxChars + " characters");
+      }
+      if (e instanceof RangeErrorCtor) fail(RangeErrorCtor, errorName || "RangeError", subject + " nested too deeply to encode");
       throw e;  // a cycle, a BigInt, a throwing toJSON: the plugin's own error
     }
     if (text === undefined) text = "null";
-    if (text.length > maxChars) fail(RangeErrorCtor, errorName || "RangeError", what + " of " + text.length + " characters is over the size limit of " + maxChars);
+    if (text.length > maxChars) fail(RangeErrorCtor, errorName || "RangeError", subject + " too large: " + text.length + " characters, over the size limit of " + maxChars);
     if (text.length > 2 * maxDepth && depthOf(text) > maxDepth) {
-      fail(RangeErrorCtor, errorName || "RangeError", what + " is nested deeper than " + maxDepth + " levels");
+      fail(RangeErrorCtor, errorName || "RangeError", subject + " nested deeper than " + maxDepth + " levels");
     }
     if (apply(indexOf, text, ["\\u"]) !== -1 && apply(exec, loneSurrogate, [text]) !== null) {
-      fail(TypeErrorCtor, errorName || "TypeError", what + " contains a lone surrogate (not valid Unicode text)");
+      fail(TypeErrorCtor, errorName || "TypeError", subject + " not valid Unicode text (a lone surrogate)");
     }
     return text;
   };
@@ -117,7 +137,7 @@
     return apply(mapGet, errorClasses, [name]);
   };
   const hostCall = (name, args) => {
-    const reply = parse(host(name, encode(args, "host call arguments", null)));
+    const reply = parse(host(name, encode(args, "host call arguments are", null)));
     if (reply.error) {
       const Cls = errorClass(StringCtor(reply.error.name || "Error"));
       throw new Cls(StringCtor(reply.error.message));
@@ -244,7 +264,7 @@
     }
     if (state.kind === "ok") {
       try {
-        const text = encode(state.value, "the result", RESULT_ERROR);
+        const text = encode(state.value, "the result is", RESULT_ERROR);
         runMicrotasks();  // toJSON and getters may have queued some
         return ["ok", text];
       } catch (e) {

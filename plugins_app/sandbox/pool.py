@@ -190,9 +190,13 @@ class WorkerProcess:
         self.kill()
 
     def died_of_memory(self) -> bool:
-        """After the worker exited: did it report an allocation failure on its way out?"""
+        """After the worker exited: did it report an allocation failure on its way out, or
+        abort without a word (V8 aborts silently when an allocation fails under the
+        call's data limit, measured; a panic or a failed assertion prints first)?"""
         self.stderr.wait(0.5)
-        return self.stderr.reported_out_of_memory()
+        if self.stderr.reported_out_of_memory():
+            return True
+        return self.proc.returncode == -signal.SIGABRT and not self.stderr.tail
 
     def _reap(self) -> None:
         try:
@@ -236,6 +240,7 @@ class SandboxPool:
         self._count = 0
         self._closed = False
         self.layers: dict[str, Any] = {}
+        self._busy: set[WorkerProcess] = set()
 
     def checkout(self, prefer_key: str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
         """A worker for one call: an idle one (preferring one where ``prefer_key`` is
@@ -249,10 +254,12 @@ class SandboxPool:
                     raise PluginCrashed("the sandbox pool is shut down")
                 self._reap_idle()
                 if self._idle:
-                    for index in range(len(self._idle) - 1, -1, -1):
-                        if prefer_key in self._idle[index].warm:
-                            return self._idle.pop(index)
-                    return self._idle.pop()
+                    index = next(
+                        (i for i in range(len(self._idle) - 1, -1, -1) if prefer_key in self._idle[i].warm), -1
+                    )
+                    worker = self._idle.pop(index)
+                    self._busy.add(worker)
+                    return worker
                 if self._count < self.size or overflow:
                     self._count += 1
                     break
@@ -261,13 +268,16 @@ class SandboxPool:
                     raise PluginBusy(f"no sandbox process became free within {timeout:g} s")
                 self._cond.wait(remaining)
         try:
-            return self._start()
+            worker = self._start()
         except Exception as exc:
             with self._cond:
                 self._count -= 1
                 self._cond.notify()
             logger.error("could not start a sandbox worker: %s", exc)
             raise PluginCrashed("could not start a sandbox process; see the server log") from None
+        with self._cond:
+            self._busy.add(worker)
+        return worker
 
     def _start(self) -> WorkerProcess:
         """A new worker; one that dies while starting is retried once."""
@@ -294,6 +304,8 @@ class SandboxPool:
         return dict(self.layers)
 
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
+        with self._cond:
+            self._busy.discard(worker)
         if healthy and worker.alive() and not worker.reader.buffered():
             with self._cond:
                 if not self._closed and self._count <= self.size:
@@ -319,11 +331,21 @@ class SandboxPool:
             self._reap_idle()
             return [w.pid for w in self._idle]
 
+    def _busy_pids(self) -> list[int]:
+        """Pids of the workers running a call now (for tests that kill one mid-call)."""
+        with self._cond:
+            return [w.pid for w in self._busy]
+
     def state(self) -> dict[str, Any]:
         """Counts for ``plugins doctor``: size, started, idle (and their pids)."""
         with self._cond:
             self._reap_idle()
-            return {"size": self.size, "started": self._count, "idle": [w.pid for w in self._idle]}
+            return {
+                "size": self.size,
+                "started": self._count,
+                "idle": [w.pid for w in self._idle],
+                "busy": [w.pid for w in self._busy],
+            }
 
 
 _pool: SandboxPool | None = None

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import jsrun
-import protocol  # type: ignore[import-not-found]  # sibling module, see pool.py
 
-try:
-    import oslayers  # type: ignore[import-not-found]  # sibling module
-except ImportError:  # pragma: no cover - only while the module is being written
-    oslayers = None
+if __package__:  # imported by tests from the Django process
+    from . import oslayers, protocol
+else:  # the sandbox process: started with this directory on sys.path (see pool.BOOT)
+    import oslayers  # type: ignore[import-not-found,no-redef]
+    import protocol  # type: ignore[import-not-found,no-redef]
 
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -86,6 +86,20 @@ GLOBALS = (
     # the plugin API
     "queueMicrotask", "log", "console", "config", "db", "storage",
 )
+
+
+def bootstrap_source(
+    *, config_json: str, max_chars: int, max_depth: int, memory_mb: int, globals_: tuple[str, ...] = GLOBALS
+) -> str:
+    """The bootstrap script for one runtime; its settings are spliced in as a JSON literal."""
+    settings = {
+        "config": config_json,
+        "maxChars": max_chars,
+        "maxDepth": max_depth,
+        "memoryLimit": memory_mb * MIB,
+        "globals": list(globals_),
+    }
+    return BOOTSTRAP_JS.replace("__SETTINGS__", json.dumps(settings))
 
 
 class CallFailed(Exception):
@@ -373,14 +387,14 @@ class Worker:
             requests, responses = warm.requests, warm.responses
             runtime.bind_function("__plugins_next", requests.get)
             runtime.bind_function("__plugins_respond", lambda kind, text, retained: responses.put((kind, text, retained)))
-            settings = {
-                "config": spec.config_json,
-                "maxChars": int(self.options["max_result_bytes"]),
-                "maxDepth": int(self.options["max_data_depth"]),
-                "globals": GLOBALS,
-            }
+            source = bootstrap_source(
+                config_json=spec.config_json,
+                max_chars=int(self.options["max_result_bytes"]),
+                max_depth=int(self.options["max_data_depth"]),
+                memory_mb=spec.memory_mb,
+            )
             try:
-                warm.park = runtime.eval(BOOTSTRAP_JS.replace("__SETTINGS__", json.dumps(settings)))
+                warm.park = runtime.eval(source)
             except Exception as exc:
                 # Fail closed: the engine offers something the allowlist does not know.
                 raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
@@ -462,6 +476,8 @@ class Worker:
             return {"kind": "memory", "message": f"memory limit exceeded ({message})"}
         if name == "__HookNotFound":
             return {"kind": "hook_not_found", "message": message}
+        if name == "__PluginMemoryError":
+            return {"kind": "memory", "message": message}
         if name == "__PluginDataError":
             return {"kind": "data", "message": message}
         if name == "__NeverSettled":
@@ -603,10 +619,7 @@ def main() -> None:
         current_data_bytes()  # opens /proc/self/statm before the OS layers close the file system
         for codec in ("ascii", "latin-1", "unicode_escape", "utf-8"):
             "".encode(codec)  # codecs import lazily; after the uid switch they could not be read
-        if oslayers is not None and os.environ.get('TMP_NO_LAYERS') is None:
-            layers = oslayers.apply(options.get("layers") or {})
-        else:
-            layers = {}
+        layers = oslayers.apply(options.get("layers") or {}) if os.environ.get("TMP_NO_LAYERS") is None else {}
         Worker(options).serve(layers)
     except SystemExit:
         raise
