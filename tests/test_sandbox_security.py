@@ -109,6 +109,22 @@ def test_bound_functions_cannot_be_called_by_id(make_plugin):
     assert hooks.call("byid", "run") == [[], "ReferenceError"]
 
 
+def test_stack_inspection_reveals_no_bridge_function(make_plugin):
+    """V8's CallSite API and Function.caller give nothing of the bootstrap (all strict)."""
+    make_plugin(
+        """const seen = [], callers = [];
+        function toJSON() { seen.push(...new Error().stack); callers.push(toJSON.caller === null); return 1; }
+        const plugin = { run: function run() {
+          Error.prepareStackTrace = (e, sites) => sites.map((s) => typeof s.getFunction());
+          log({ probe: { toJSON } });
+          return [run.caller === null, seen.filter((t) => t === "function").length, callers];
+        } };""",
+        slug="stack",
+    )
+    # Only the plugin's own toJSON frame (sloppy) is visible; the bootstrap's are not.
+    assert hooks.call("stack", "run") == [True, 1, [True]]
+
+
 def _bootstrapped_runtime(before: str = "", globals_: tuple[str, ...] = worker.GLOBALS):
     """A bare jsrun runtime (in this process) that ran ``before`` and then the bootstrap."""
     runtime = jsrun.Runtime(jsrun.RuntimeConfig(enable_console=False))
@@ -255,6 +271,21 @@ def test_endless_microtasks_are_the_callers_own_timeout(make_plugin, one_sandbox
         hooks.call("left", "forever")
     assert hooks.call("victim", "v") == "victim"
     assert hooks.call("left", "later") == "later"
+
+
+def test_heap_bomb_after_an_await_is_stopped(make_plugin):
+    make_plugin(
+        """const plugin = {
+          async bomb() { await null; const a = []; while (true) a.push({ s: Math.random() + "xxxxxxxxxxxxxxxx" }); },
+          ok() { return 1; },
+        };""",
+        slug="abomb",
+        memory_limit_mb=16,
+        timeout_ms=2000,
+    )
+    with pytest.raises((PluginMemoryError, PluginTimeout)):
+        hooks.call("abomb", "bomb")
+    assert hooks.call("abomb", "ok") == 1
 
 
 def test_async_hooks_settle_within_the_call_and_no_timers_exist(make_plugin):
