@@ -8,6 +8,7 @@ class PluginsAppConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
+        from . import checks_sandbox  # noqa: F401  (registers W030/W031, the sandbox's OS layers)
         from .exposure import autodiscover
 
         autodiscover()

@@ -33,7 +33,8 @@ from django.db import transaction
 from django.dispatch import receiver
 
 from . import conf, hooks
-from .exceptions import PluginBusy, PluginCrashed, PluginDataError, PluginError, PluginTimeout
+from .exceptions import PluginBusy, PluginCrashed, PluginError, PluginTimeout
+from .host_api.log import log_safe, plugin_extra
 
 __all__ = ["TASK_NAME", "EnqueuedAction", "PluginRun", "enqueue_action", "execute_action", "get_celery_app"]
 
@@ -81,19 +82,22 @@ def execute_action(hook: str, args: list[Any] | tuple[Any, ...], *, only: list[s
         try:
             result = hooks.run(row.slug, hook, *args)
         except PluginError as exc:
+            # The error text quotes the plugin's own messages: one escaped line, which
+            # also keeps the task's result serializable (no lone surrogates).
+            error = log_safe(f"{type(exc).__name__}: {exc}", hooks.LOGGED_CHARS)
             run = PluginRun(
-                row.slug, row.version, False, f"{type(exc).__name__}: {exc}", attempt,
+                row.slug, row.version, False, error, attempt,
                 round((time.perf_counter() - started) * 1000.0, 1), isinstance(exc, RETRYABLE),
             )
             logger.warning(
                 "background action %r: plugin %r version %s failed (attempt %d): %s",
-                hook, row.slug, row.version, attempt, run.error,
+                hook, row.slug, row.version, attempt, run.error, extra=plugin_extra(row.slug),
             )
         else:
             run = PluginRun(row.slug, result.version, True, None, attempt, round(result.duration_ms, 1))
             logger.info(
                 "background action %r: plugin %r version %s ok in %.1f ms (attempt %d)",
-                hook, row.slug, result.version, result.duration_ms, attempt,
+                hook, row.slug, result.version, result.duration_ms, attempt, extra=plugin_extra(row.slug),
             )
         runs.append(run)
     return runs
@@ -220,14 +224,13 @@ def enqueue_action(hook: str, *args: Any, using: str | None = None) -> EnqueuedA
 
     With Celery configured the task is sent to the broker after the commit; otherwise
     the action runs inline after the commit (no retries). Raises ``PluginDataError`` at
-    once for arguments that are not JSON data.
+    once for arguments that are not JSON data within the limits (see
+    :func:`plugins_app.hooks.encode_arguments`).
     """
     if not isinstance(hook, str) or not hook:
         raise TypeError("hook must be a non-empty string")
-    try:
-        data = json.loads(json.dumps(list(args), ensure_ascii=False, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise PluginDataError(f"arguments for background action {hook!r} are not JSON data: {exc}") from None
+    # A copy, as plain data: what the caller changes afterwards does not reach plugins.
+    data = json.loads(hooks.encode_arguments(args, what=f"arguments for background action {hook!r}"))
     app = get_celery_app()
     enqueued = EnqueuedAction(hook, data, str(uuid.uuid4()) if app is not None else None)
     if app is not None:

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import conf
+from .host_api.log import log_safe, plugin_extra
 
 if TYPE_CHECKING:
     from .exceptions import PluginError
@@ -29,12 +30,14 @@ def record_failure(row: DispatchRow, exc: PluginError) -> None:
     plugins.update(consecutive_failures=F("consecutive_failures") + 1)
     if not threshold:
         return
-    reason = f"{threshold} consecutive failures; last: {type(exc).__name__}: {exc}"[:2000]
+    reason = log_safe(f"{threshold} consecutive failures; last: {type(exc).__name__}: {exc}", 2000)
     paused = plugins.filter(consecutive_failures__gte=threshold, paused_at__isnull=True).update(
         paused_at=timezone.now(), paused_reason=reason
     )
     if paused:
-        logger.warning("plugin %r paused by the circuit breaker: %s", row.slug, reason)
+        logger.warning(
+            "plugin %r paused by the circuit breaker: %s", row.slug, reason, extra=plugin_extra(row.slug)
+        )
 
 
 def record_success(row: DispatchRow) -> None:

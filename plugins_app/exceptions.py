@@ -48,7 +48,12 @@ class PluginBusy(PluginError):
 
 
 class PluginDataError(PluginError):
-    """Arguments or a result could not cross the sandbox boundary (type or size)."""
+    """Arguments or a result could not cross the sandbox boundary (type, size, depth, text)."""
+
+
+class PluginResultError(PluginDataError):
+    """The plugin's result could not cross the sandbox boundary: the plugin's own fault,
+    so it counts towards its circuit breaker (bad *arguments* from the caller do not)."""
 
 
 class PluginScriptError(PluginError):

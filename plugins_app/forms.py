@@ -11,6 +11,7 @@ from django.forms.fields import InvalidJSONInput
 from . import conf
 from .exposure import exposures
 from .models import Plugin, PluginGrant
+from .sandbox import jsondata
 
 CODE_ATTRS = {"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family: monospace; width: 95%;"}
 
@@ -40,6 +41,21 @@ def _json_error(exc: json.JSONDecodeError) -> forms.ValidationError:
     )
 
 
+def _check_json(text: str, decoder: Any = None) -> None:
+    """Refuse JSON text that does not parse or nests deeper than MAX_DATA_DEPTH (Python's
+    parser raises RecursionError on deep input, which would be a 500, not a form error)."""
+    depth = conf.get("MAX_DATA_DEPTH")
+    too_deep = forms.ValidationError("This JSON is nested deeper than %(depth)s levels.", params={"depth": depth})
+    try:
+        jsondata.check(json.loads(text, cls=decoder), depth, what="This JSON")
+    except json.JSONDecodeError as exc:
+        raise _json_error(exc) from None
+    except RecursionError:
+        raise too_deep from None
+    except jsondata.DataError as exc:
+        raise (too_deep if exc.reason == "depth" else forms.ValidationError(str(exc))) from None
+
+
 class JSONObjectField(forms.JSONField):
     """A JSON field whose empty input means ``{}`` and whose syntax errors say where."""
 
@@ -47,10 +63,7 @@ class JSONObjectField(forms.JSONField):
         if not self.disabled and isinstance(value, str):
             if not value.strip():
                 return {}
-            try:
-                json.loads(value, cls=self.decoder)
-            except json.JSONDecodeError as exc:
-                raise _json_error(exc) from None
+            _check_json(value, self.decoder)
         return super().to_python(value)
 
 
@@ -61,10 +74,7 @@ class JSONSchemaField(forms.JSONField):
         if not self.disabled and isinstance(value, str):
             if not value.strip():
                 return None
-            try:
-                json.loads(value, cls=self.decoder)
-            except json.JSONDecodeError as exc:
-                raise _json_error(exc) from None
+            _check_json(value, self.decoder)
         return super().to_python(value)
 
     def prepare_value(self, value: Any) -> Any:
@@ -239,6 +249,8 @@ class TryHookForm(forms.Form):
             raise _json_error(exc) from None
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+        except RecursionError:
+            _check_json(text)  # raises the depth error
         if not isinstance(value, list):
             raise forms.ValidationError('Give a JSON array of arguments, e.g. ["World"].')
         return value

@@ -33,25 +33,29 @@ from .exceptions import (
     PluginMemoryError,
     PluginNotFound,
     PluginPaused,
+    PluginResultError,
     PluginScriptError,
     PluginTimeout,
 )
 from .host_api import HostContext, HostLimits, LogLine
-from .sandbox import pool
+from .host_api.log import log_safe, plugin_extra
+from .sandbox import jsondata, pool
 
 if TYPE_CHECKING:
     from .models import DispatchRow
 
 __all__ = [
     "ActionResult", "CallResult", "aapply_filters", "acall", "ado_action", "apply_filters", "arun", "call",
-    "do_action", "run",
+    "do_action", "encode_arguments", "run",
 ]
 
 logger = logging.getLogger("plugins_app.hooks")
 
 # Failures that are the plugin's own doing and count towards its circuit breaker.
 # (Not: unknown/disabled plugin or hook, bad arguments from the caller, a busy pool.)
-PLUGIN_FAULTS = (PluginTimeout, PluginMemoryError, PluginCrashed, PluginScriptError)
+PLUGIN_FAULTS = (PluginTimeout, PluginMemoryError, PluginCrashed, PluginScriptError, PluginResultError)
+# Longest error text (often the plugin's own message) written to the log per failure.
+LOGGED_CHARS = 2000
 
 @dataclass
 class CallResult:
@@ -65,15 +69,36 @@ class CallResult:
     logs: list[LogLine] = field(default_factory=list)
 
 
-def _encode_args(slug: str, args: tuple[Any, ...]) -> str:
+def encode_arguments(args: tuple[Any, ...] | list[Any], *, what: str = "arguments", slug: str | None = None) -> str:
+    """``args`` as the JSON text of a list, for a hook call.
+
+    Raises :class:`PluginDataError` (naming the argument) unless every argument is JSON
+    data nested at most ``MAX_DATA_DEPTH`` levels, with well-formed strings (no lone
+    surrogates), and the text is at most ``MAX_ARGS_BYTES`` bytes of UTF-8.
+    """
+    depth = conf.get("MAX_DATA_DEPTH")
     try:
+        for index, arg in enumerate(args, 1):
+            jsondata.check(arg, depth, what=f"argument {index}")
+        # Checked above: nothing deep enough to make the encoder recurse out of stack.
         text = json.dumps(list(args), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise PluginDataError(f"arguments for plugin {slug!r} are not JSON data: {exc}", slug=slug) from None
+    except (TypeError, ValueError) as exc:  # DataError is a ValueError
+        raise PluginDataError(f"{what} are not JSON data: {exc}", slug=slug) from None
     limit = conf.get("MAX_ARGS_BYTES")
-    if len(text.encode("utf-8", "surrogatepass")) > limit:
-        raise PluginDataError(f"arguments for plugin {slug!r} exceed {limit} bytes", slug=slug)
+    # A character is at most 4 bytes of UTF-8: short texts need no encoding to be measured.
+    if len(text) > limit // 4 and len(text.encode("utf-8")) > limit:
+        raise PluginDataError(f"{what} exceed {limit} bytes", slug=slug)
     return text
+
+
+def _decode_result(slug: str, text: str) -> Any:
+    limit = conf.get("MAX_RESULT_BYTES")
+    if len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise PluginResultError(f"plugin {slug!r} returned a result over {limit} bytes", slug=slug)
+    try:
+        return jsondata.loads(text, conf.get("MAX_DATA_DEPTH"), what=f"the result of plugin {slug!r}")
+    except jsondata.DataError as exc:
+        raise PluginResultError(str(exc), slug=slug) from None
 
 
 def _effective_timeout(limit_ms: int, timeout: float | None) -> float:
@@ -107,7 +132,7 @@ def _run_row(row: DispatchRow, hook: str, args: tuple[Any, ...], timeout: float 
     slug = row.slug
     if hook not in row.hooks:
         raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
-    args_json = _encode_args(slug, args)
+    args_json = encode_arguments(args, what=f"arguments for plugin {slug!r}", slug=slug)
     seconds = _effective_timeout(row.timeout_ms, timeout)
     with _nesting(slug):
         try:
@@ -159,14 +184,7 @@ def _invoke(row: DispatchRow, hook: str, args_json: str, seconds: float) -> Call
         )
     )
     duration = (time.perf_counter() - started) * 1000.0
-    limit = conf.get("MAX_RESULT_BYTES")
-    if len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit:
-        raise PluginDataError(f"plugin {slug!r} returned a result over {limit} bytes", slug=slug)
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise PluginDataError(f"plugin {slug!r} returned something that is not JSON", slug=slug) from None
-    return CallResult(slug, hook, value, row.version, duration, context.logs)
+    return CallResult(slug, hook, _decode_result(slug, text), row.version, duration, context.logs)
 
 
 class _Depth(threading.local):
@@ -239,7 +257,10 @@ def do_action(hook: str, *args: Any, timeout: float | None = None) -> list[Actio
         try:
             result = _run_row(row, hook, args, timeout)
         except PluginError as exc:
-            logger.warning("action %r: plugin %r failed: %s: %s", hook, row.slug, type(exc).__name__, exc)
+            logger.warning(
+                "action %r: plugin %r failed: %s: %s", hook, row.slug, type(exc).__name__, log_safe(exc, LOGGED_CHARS),
+                extra=plugin_extra(row.slug),
+            )
             results.append(ActionResult(row.slug, error=exc))
         else:
             results.append(ActionResult(row.slug, value=result.value, logs=result.logs))
@@ -269,7 +290,10 @@ def apply_filters(
         except PluginError as exc:
             if fail_closed:
                 raise
-            logger.warning("filter %r: plugin %r skipped: %s: %s", hook, row.slug, type(exc).__name__, exc)
+            logger.warning(
+                "filter %r: plugin %r skipped: %s: %s", hook, row.slug, type(exc).__name__, log_safe(exc, LOGGED_CHARS),
+                extra=plugin_extra(row.slug),
+            )
             if errors is not None:
                 errors.append(ActionResult(row.slug, error=exc))
     return value

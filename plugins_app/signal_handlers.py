@@ -23,10 +23,12 @@ from django.db import models, transaction
 from django.dispatch import Signal, receiver
 from django.utils.functional import Promise
 
-from . import hooks
+from . import conf, hooks
 from . import signals as bindings_module
 from .exceptions import PluginDataError
 from .exposure import Exposure, exposed_row, get_exposure, json_value, model_label
+from .host_api.log import log_safe
+from .sandbox import jsondata
 from .signals import AFTER_COMMIT, BACKGROUND, KIND_FILTER, KIND_LOGIN, KIND_MODEL, SYNC, Binding
 
 logger = logging.getLogger("plugins_app.signals")
@@ -75,12 +77,15 @@ def _json_default(value: Any) -> Any:
 
 def jsonable_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of a signal that are JSON data (dates, decimals and UUIDs
-    become text, as in payloads of models); the others are left out."""
+    become text, as in payloads of models); the others (also values nested deeper than
+    MAX_DATA_DEPTH, or text with lone surrogates) are left out."""
+    depth = conf.get("MAX_DATA_DEPTH")
     data = {}
     for key, value in kwargs.items():
         try:
-            data[key] = json.loads(json.dumps(value, default=_json_default, allow_nan=False))
-        except (TypeError, ValueError):
+            text = json.dumps(value, default=_json_default, allow_nan=False)
+            data[key] = jsondata.loads(text, depth, what=f"signal argument {key!r}")
+        except (TypeError, ValueError, RecursionError):
             logger.debug("signal argument %r is not JSON data; not passed to plugins", key)
     return data
 
@@ -214,7 +219,8 @@ def _apply_changes(
     label = exposure.label
 
     def refuse(message: str) -> None:
-        text = f"filter {binding.hook!r} on {label}: {message}"
+        # ``message`` may quote keys the plugins returned: escaped, it is one log line.
+        text = f"filter {binding.hook!r} on {label}: {log_safe(message, 2000)}"
         if binding.fail_closed:
             raise PluginDataError(f"{text} (the binding is fail_closed: the save is aborted)")
         logger.warning("%s; ignored", text)
@@ -237,11 +243,19 @@ def _apply_changes(
         if not _is_scalar(value):
             refuse(f"value for {name!r} must be a string, number, boolean or null")
             continue
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL cannot store NUL in text: refused on every database alike.
+            refuse(f"value for {name!r} contains a NUL character")
+            continue
         old = getattr(instance, field.attname)
         setattr(instance, field.attname, value)
+        others = [f.name for f in opts.fields if f.name != name]
         try:
-            # clean_fields() also converts (ISO text to datetime, "3" to 3...).
-            instance.clean_fields(exclude=[f.name for f in opts.fields if f.name != name])
+            # clean_fields() also converts (ISO text to datetime, "3" to 3...); a duplicate
+            # in a unique field would otherwise fail the site's save() with IntegrityError.
+            instance.clean_fields(exclude=others)
+            instance.validate_unique(exclude=others)
+            instance.validate_constraints(exclude=others)
         except ValidationError as exc:
             setattr(instance, field.attname, old)
             refuse(f"invalid value for {name!r}: {'; '.join(exc.messages)}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import jsonschema
 from typing import TYPE_CHECKING
@@ -11,7 +12,11 @@ from django.core.exceptions import ValidationError
 from . import conf
 from .exceptions import PluginError, PluginScriptError, PluginTimeout
 from .host_api import HostContext
+from .host_api.log import log_safe
 from .sandbox import pool
+
+# Hook names are stored in the hook index (max 200 characters) and shown in the admin.
+_HOOK_NAME = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,200}")
 
 if TYPE_CHECKING:
     from .models import Plugin
@@ -116,6 +121,12 @@ def validate_plugin(plugin: Plugin) -> None:
         message = str(result["error"])
         raise ValidationError({"source": [message[:1].upper() + message[1:] + "."]})
     hooks = [h for h in result.get("hooks", []) if isinstance(h, str)]
+    bad = [h for h in hooks if not _HOOK_NAME.fullmatch(h)]
+    if bad:
+        raise ValidationError({"source": [
+            f"The hook name {log_safe(json.dumps(bad[0]), 100)} is not allowed: hook names are 1 to 200 characters, "
+            "without control characters or lone surrogates."
+        ]})
     if not hooks:
         raise ValidationError({"source": ["The `plugin` object defines no functions (hooks)."]})
     plugin.hooks = hooks

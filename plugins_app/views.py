@@ -29,6 +29,8 @@ from django.views.decorators.csrf import csrf_protect
 
 from . import conf, hooks
 from .exceptions import HookNotFound, PluginBusy, PluginDisabled, PluginError, PluginNotFound, PluginTimeout
+from .host_api.log import log_safe, plugin_extra
+from .sandbox import jsondata
 
 __all__ = ["ENDPOINT_HOOK", "afilter_value", "arequest_info", "endpoint", "filter_value", "request_info"]
 
@@ -66,6 +68,15 @@ SECURITY_HEADERS = {
     # origin: it can never act as the site in the visitor's browser.
     "Content-Security-Policy": "sandbox",
 }
+
+#: Media types a plugin may serve (``Content-Type``), all inert in the site's origin:
+#: with ``nosniff`` a browser will not run them as script or apply them as a stylesheet,
+#: and none is a document that runs script, except ``text/html``, which is allowed only
+#: because every plugin response carries ``Content-Security-Policy: sandbox`` (see
+#: SECURITY_HEADERS). ``application/<name>+json`` types are JSON too. Any other type is
+#: served as ``text/plain; charset=utf-8``. Binary types (images...) are not listed:
+#: bodies are text.
+INERT_CONTENT_TYPES = frozenset({"text/plain", "text/csv", "text/html", "application/json", "application/octet-stream"})
 
 _RESULT_KEYS = frozenset({"status", "headers", "body", "json"})
 _HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,4096}")
@@ -204,9 +215,15 @@ def _read_body(request: HttpRequest) -> Any:
     if not _is_json_type(media_type):
         return text
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError):
         raise _Refused(400, "Bad Request: the body is not valid JSON.") from None
+    try:
+        jsondata.check(value, conf.get("MAX_DATA_DEPTH"), what="the body")
+    except jsondata.DataError:
+        # Too deep, or a \ud800 escape (lone surrogate): not data a plugin can be given.
+        raise _Refused(400, "Bad Request: the body is not valid JSON.") from None
+    return value
 
 
 def _never_forwarded() -> frozenset[str]:
@@ -255,6 +272,21 @@ def _relative_url(value: str) -> bool:
     )
 
 
+def served_content_type(value: str | None, default: str) -> str:
+    """The ``Content-Type`` sent for a plugin's response: the plugin's ``value`` (if
+    given) when its media type is in :data:`INERT_CONTENT_TYPES` (or JSON), rewritten
+    by us; else ``text/plain``. Parameters are never passed on (a browser may read a
+    type from them); text types get ``charset=utf-8``, as bodies are sent as UTF-8."""
+    if value is None:
+        return default
+    if not _valid_content_type(value):
+        return _TEXT_PLAIN
+    media_type = _media_type(value)
+    if media_type not in INERT_CONTENT_TYPES and not _is_json_type(media_type):
+        return _TEXT_PLAIN
+    return f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
+
+
 def _valid_content_type(value: str) -> bool:
     """A media type whose charset, if given, is UTF-8 (bodies are always sent as UTF-8)."""
     if not _MEDIA_TYPE.fullmatch(value):
@@ -279,13 +311,15 @@ def _response_headers(slug: str, headers: Any) -> dict[str, str]:
             or not isinstance(value, str)
             or not _HEADER_VALUE.fullmatch(value)
             or (lower == "location" and not _relative_url(value))
-            or (lower == "content-type" and not _valid_content_type(value))
         ):
             dropped.append(name)
             continue
         kept[lower] = value
     if dropped:
-        logger.info("endpoint of plugin %r: dropped response headers %s", slug, ", ".join(map(repr, dropped)))
+        logger.info(
+            "endpoint of plugin %r: dropped response headers %s", slug, log_safe(", ".join(map(repr, dropped)), 500),
+            extra=plugin_extra(slug),
+        )
     return kept
 
 
@@ -301,7 +335,10 @@ def _build_response(request: HttpRequest, slug: str, result: Any) -> HttpRespons
     if "body" in result and "json" in result:
         raise _BadResult("give either 'body' or 'json', not both")
     if "json" in result:
-        content = json.dumps(result["json"], ensure_ascii=False, separators=(",", ":"))
+        try:
+            content = jsondata.dumps(result["json"], conf.get("MAX_DATA_DEPTH"), what="'json'")
+        except jsondata.DataError as exc:
+            raise _BadResult(str(exc)) from None
         content_type = "application/json"
     else:
         content = result.get("body")
@@ -319,10 +356,12 @@ def _build_response(request: HttpRequest, slug: str, result: Any) -> HttpRespons
         raise _BadResult(f"the body is over HTTP_MAX_RESPONSE_BYTES ({limit} bytes)")
     headers = _response_headers(slug, result.get("headers"))
     given_type = headers.pop("content-type", None)
-    if given_type is not None:
-        content_type = given_type
-        if _media_type(given_type).startswith("text/") and "charset" not in given_type.lower():
-            content_type += "; charset=utf-8"  # the body is always sent as UTF-8
+    content_type = served_content_type(given_type, content_type)
+    if given_type is not None and content_type == _TEXT_PLAIN and _media_type(given_type) != "text/plain":
+        logger.info(
+            "endpoint of plugin %r: Content-Type %s served as text/plain", slug, log_safe(repr(given_type), 200),
+            extra=plugin_extra(slug),
+        )
     if request.method == "HEAD" or status in (204, 304):
         data = b""
     response = HttpResponse(data, status=status, content_type=content_type)
@@ -342,7 +381,9 @@ def endpoint(request: HttpRequest, slug: str, path: str = "") -> HttpResponse:
     CSRF token like any other Django view. Plugin failures give 502, a timeout 504.
     """
     if request.method not in ALLOWED_METHODS:
-        return HttpResponseNotAllowed(ALLOWED_METHODS)
+        response = HttpResponseNotAllowed(ALLOWED_METHODS)
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
     if not _serves_http(slug):
         raise Http404("No such page.")
     try:
@@ -355,18 +396,24 @@ def endpoint(request: HttpRequest, slug: str, path: str = "") -> HttpResponse:
         # Changed between the check above and the call.
         raise Http404("No such page.") from None
     except PluginTimeout as exc:
-        logger.warning("endpoint of plugin %r timed out: %s", slug, exc)
+        _warn(slug, "timed out: %s", exc)
         return _plain(504, "Gateway Timeout: the plugin did not answer in time.")
     except PluginBusy as exc:
-        logger.warning("endpoint of plugin %r: no sandbox free: %s", slug, exc)
+        _warn(slug, "no sandbox free: %s", exc)
         response = _plain(503, "Service Unavailable: try again shortly.")
         response["Retry-After"] = "1"
         return response
     except PluginError as exc:
-        logger.warning("endpoint of plugin %r failed: %s: %s", slug, type(exc).__name__, exc)
+        _warn(slug, "failed: %s: %s", type(exc).__name__, exc)
         return _plain(502, "Bad Gateway: the plugin failed.")
     try:
         return _build_response(request, slug, result.value)
     except _BadResult as exc:
-        logger.warning("endpoint of plugin %r returned an invalid response: %s", slug, exc)
+        _warn(slug, "returned an invalid response: %s", exc)
         return _plain(502, "Bad Gateway: the plugin returned an invalid response.")
+
+
+def _warn(slug: str, message: str, *args: Any) -> None:
+    """Log a warning about plugin ``slug``'s endpoint; texts the plugin controls escaped."""
+    safe = [log_safe(arg, 2000) for arg in args]
+    logger.warning("endpoint of plugin %r " + message, slug, *safe, extra=plugin_extra(slug))

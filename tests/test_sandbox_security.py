@@ -474,6 +474,27 @@ def test_sandbox_exits_when_its_django_process_is_killed(tmp_path):
             proc.kill()
 
 
+# -- 7. OS layers, as the kernel sees the real sandbox ------------------------------------------
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as fh:
+        return dict(line.split(":\t", 1) for line in fh.read().splitlines() if ":\t" in line)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch applies when the site runs as root")
+def test_real_sandbox_runs_unprivileged_under_seccomp(make_plugin, one_sandbox):
+    make_plugin("const plugin = { a() { return 1; } };", slug="a")
+    assert hooks.call("a", "a") == 1
+    (pid,) = pool.get_pool().worker_pids()
+    status = _status(pid)
+    assert status["Uid"].split()[:2] == ["65534", "65534"]
+    assert status["NoNewPrivs"].strip() == "1"
+    assert status["Seccomp"].strip() == "2"  # filter mode
+    assert status["CapEff"].strip() == "0000000000000000"
+    report = pool.get_pool().layers_report()
+    assert all(report[layer]["active"] for layer in ("user", "no_new_privs", "seccomp", "landlock")), report
+
+
 # -- 9. the supervisor's log of a sandbox's stderr -----------------------------------------------
 
 def test_sandbox_stderr_is_escaped_capped_and_tagged(caplog):

@@ -14,7 +14,7 @@ from django.db import DatabaseError, models, router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 
 from ..exposure import Exposure, exposed_row, get_exposure, model_label
-from . import HostCallError, HostContext, host_function, permission_denied
+from . import HostCallError, HostContext, check_no_nul, host_function, permission_denied
 
 DEFAULT_LIMIT = 100
 MAX_WHERE_KEYS = 50
@@ -96,9 +96,10 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _check_value(key: str, value: Any) -> Any:
-    if _is_scalar(value):
-        return value
-    if isinstance(value, list) and len(value) <= MAX_IN_VALUES and all(_is_scalar(v) for v in value):
+    if _is_scalar(value) or (
+        isinstance(value, list) and len(value) <= MAX_IN_VALUES and all(_is_scalar(v) for v in value)
+    ):
+        check_no_nul(value, f'the value for "{key}"')
         return value
     raise HostCallError(
         "TypeError", f'value for "{key}" must be a string, number (64-bit for integers), boolean, null or a list of those'
@@ -117,20 +118,31 @@ def _conditions(access: _Access, where: Any, what: str) -> dict[str, Any]:
 
 def _filtered(access: _Access, options: dict[str, Any]) -> models.QuerySet:
     qs = access.model._default_manager.using(router.db_for_read(access.model))
+    where = _conditions(access, options.get("where"), "where")
+    exclude = _conditions(access, options.get("exclude"), "exclude")
     try:
-        qs = qs.filter(**_conditions(access, options.get("where"), "where"))
-        exclude = _conditions(access, options.get("exclude"), "exclude")
+        qs = qs.filter(**where)
         if exclude:
             qs = qs.exclude(**exclude)
-    except (ValueError, TypeError, ValidationError) as exc:
-        raise HostCallError("ValidationError", f"invalid filter on \"{access.label}\": {_plain(exc)}") from None
+    except (ValueError, TypeError, ValidationError):
+        raise _invalid_filter(access, where, exclude) from None
     return qs
 
 
-def _plain(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(exc.messages)
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+def _invalid_filter(access: _Access, where: dict[str, Any], exclude: dict[str, Any]) -> HostCallError:
+    """Name the condition whose value its field cannot take, in our words: the exception
+    Django raised may quote Python internals."""
+    probe = access.model._default_manager.none()
+    for what, conditions in (("where", where), ("exclude", exclude)):
+        for key, value in conditions.items():
+            try:
+                probe.filter(**{key: value})  # builds the condition; runs no query
+            except ValidationError as exc:
+                reason = "; ".join(exc.messages)
+                return HostCallError("ValidationError", f'invalid value for "{key}" in {what} on "{access.label}": {reason}')
+            except (ValueError, TypeError):
+                return HostCallError("ValidationError", f'invalid value for "{key}" in {what} on "{access.label}"')
+    return HostCallError("ValidationError", f'invalid filter on "{access.label}"')
 
 
 def _fields(access: _Access, requested: Any) -> list[str]:
@@ -166,8 +178,8 @@ def _int(value: Any, name: str, default: int) -> int:
 def _run_query(access: _Access, qs: models.QuerySet) -> list[models.Model]:
     try:
         return list(qs)
-    except (DatabaseError, OverflowError) as exc:
-        raise HostCallError("ValidationError", f'query on "{access.label}" failed: invalid value') from exc
+    except (DatabaseError, OverflowError):
+        raise HostCallError("ValidationError", f'query on "{access.label}" failed: invalid value') from None
 
 
 @host_function("db.query")
@@ -210,8 +222,8 @@ def count(ctx: HostContext, model: Any, where: Any = None) -> int:
     access = _Access(ctx, model, "read")
     try:
         return _filtered(access, {"where": where}).count()
-    except DatabaseError as exc:
-        raise HostCallError("ValidationError", f'count on "{access.label}" failed: invalid value') from exc
+    except (DatabaseError, OverflowError):
+        raise HostCallError("ValidationError", f'count on "{access.label}" failed: invalid value') from None
 
 
 def _check_values(access: _Access, values: Any, allowed: set[str], action: str) -> dict[str, Any]:
@@ -223,6 +235,7 @@ def _check_values(access: _Access, values: Any, allowed: set[str], action: str) 
             raise permission_denied(f'plugin "{access.ctx.slug}" may not {action} field "{name}" of "{access.label}"')
         if isinstance(value, list) or not _is_scalar(value):
             raise HostCallError("TypeError", f'value for "{name}" must be a string, number, boolean or null')
+        check_no_nul(value, f'the value for "{name}"')
     return values
 
 

@@ -1,4 +1,9 @@
-"""The JS global ``storage``: a per-plugin key/value store in the database, with quotas."""
+"""The JS global ``storage``: a per-plugin key/value store in the database, with quotas.
+
+Keys and values are checked before the database sees them (NUL characters are refused
+on every backend, as PostgreSQL cannot store them), so a plugin's bad input is a
+catchable JS error, never a database error.
+"""
 from __future__ import annotations
 
 import json
@@ -10,7 +15,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.db.models import F, Sum
 
 from .. import conf
-from . import HostCallError, HostContext, host_function
+from . import HostCallError, HostContext, check_no_nul, host_function, quote
 
 INT64 = (-(2**63), 2**63 - 1)
 
@@ -29,6 +34,7 @@ def _key(key: Any) -> str:
     limit = conf.get("STORAGE_MAX_KEY_CHARS")
     if len(key) > limit:
         raise HostCallError("QuotaExceeded", f"storage keys may be at most {limit} characters")
+    check_no_nul(key, "the storage key")
     return key
 
 
@@ -49,6 +55,7 @@ def get(ctx: HostContext, key: Any) -> Any:
 @host_function("storage.set", writes=True)
 def set_(ctx: HostContext, key: Any, value: Any = None) -> None:
     key = _key(key)
+    check_no_nul(value, "the storage value")
     encoded = json.dumps(value, ensure_ascii=False)
     size = len(key.encode()) + len(encoded.encode())
     if size > conf.get("STORAGE_MAX_VALUE_BYTES"):
@@ -78,6 +85,7 @@ def keys(ctx: HostContext, prefix: Any = "") -> list[str]:
         prefix = ""
     if not isinstance(prefix, str):
         raise HostCallError("TypeError", "prefix must be a string")
+    check_no_nul(prefix, "the prefix")
     remaining = ctx.remaining_rows_read()
     found = list(_items(ctx).filter(key__startswith=prefix).order_by("key").values_list("key", flat=True)[: remaining + 1])
     ctx.charge_rows_read(len(found))
@@ -110,7 +118,7 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
             if items.filter(number__isnull=False).exists():
                 raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer")
             if items.exists():
-                raise HostCallError("TypeError", f"storage key {key!r} does not hold an integer")
+                raise HostCallError("TypeError", f"storage key {quote(key)} does not hold an integer")
             size = len(key.encode()) + len(str(by))
             used = _items(ctx).aggregate(total=Sum("size"))["total"] or 0
             if used + size > conf.get("STORAGE_MAX_TOTAL_BYTES"):

@@ -14,7 +14,15 @@ DEFAULT_MAX_DEPTH = 128
 
 
 class DataError(ValueError):
-    """A value is not plain JSON data within the limits (depth, lone surrogates, type)."""
+    """A value is not plain JSON data within the limits.
+
+    ``reason`` says which limit: ``"depth"`` (nested too deeply), ``"text"`` (a lone
+    surrogate), ``"type"`` (not JSON data) or ``"json"`` (text that does not parse).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _check_text(text: str, where: str) -> None:
@@ -22,7 +30,7 @@ def _check_text(text: str, where: str) -> None:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise DataError(f"{where} contains a lone surrogate (not valid Unicode text)") from None
+            raise DataError(f"{where} contains a lone surrogate (not valid Unicode text)", "text") from None
 
 
 def check(value: Any, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value") -> None:
@@ -36,11 +44,11 @@ def check(value: Any, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value"
             _check_text(item, what)
         elif isinstance(item, dict | list | tuple):
             if depth >= max_depth:
-                raise DataError(f"{what} is nested deeper than {max_depth} levels")
+                raise DataError(f"{what} is nested deeper than {max_depth} levels", "depth")
             if isinstance(item, dict):
                 for key, child in item.items():
                     if not isinstance(key, str):
-                        raise DataError(f"{what} has a non-string object key")
+                        raise DataError(f"{what} has a non-string object key", "type")
                     _check_text(key, what)
                     push((child, depth + 1))
             else:
@@ -49,7 +57,7 @@ def check(value: Any, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value"
         elif item is None or isinstance(item, bool | int | float):
             continue
         else:
-            raise DataError(f"{what} holds a {type(item).__name__}, which is not JSON data")
+            raise DataError(f"{what} holds a {type(item).__name__}, which is not JSON data", "type")
 
 
 def loads(text: str, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value") -> Any:
@@ -57,9 +65,9 @@ def loads(text: str, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value")
     try:
         value = json.loads(text)
     except RecursionError:
-        raise DataError(f"{what} is nested deeper than {max_depth} levels") from None
+        raise DataError(f"{what} is nested deeper than {max_depth} levels", "depth") from None
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{what} is not valid JSON ({exc.__class__.__name__})") from None
+        raise DataError(f"{what} is not valid JSON ({exc.__class__.__name__})", "json") from None
     check(value, max_depth, what=what)
     return value
 
@@ -70,4 +78,4 @@ def dumps(value: Any, max_depth: int = DEFAULT_MAX_DEPTH, *, what: str = "value"
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{what} is not JSON data: {exc}") from None
+        raise DataError(f"{what} is not JSON data: {exc}", "type") from None

@@ -30,11 +30,11 @@ from ..exceptions import (
     HookNotFound,
     PluginBusy,
     PluginCrashed,
-    PluginDataError,
     PluginError,
     PluginLimitExceeded,
     PluginMemoryError,
     PluginPermissionDenied,
+    PluginResultError,
     PluginScriptError,
     PluginTimeout,
 )
@@ -54,7 +54,7 @@ BOOT = f"import sys; sys.path.insert(0, {str(SANDBOX_DIR)!r}); import worker; wo
 
 def scrubbed_env() -> dict[str, str]:
     """The whole environment of a sandbox process: nothing inherited, no secrets."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "TMP_NO_LAYERS": "1"}
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 class _Deadline(Exception):
@@ -519,7 +519,10 @@ def _conversation(
         ) from None
     except _Violation as exc:
         worker.kill()
-        logger.error("sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, slug, exc)
+        logger.error(
+            "sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, slug, exc,
+            extra={"plugin": slug, "sandbox_pid": worker.pid},
+        )
         raise PluginCrashed(f"the sandbox process running plugin {slug!r} broke protocol", slug=slug) from None
     except (protocol.ProtocolError, _SendFailed) as exc:
         worker.kill()
@@ -528,7 +531,10 @@ def _conversation(
             raise PluginTimeout(f"plugin {slug!r} exceeded its time limit and was killed", slug=slug) from None
         if worker.died_of_memory():
             raise PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug) from None
-        logger.warning("sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code)
+        logger.warning(
+            "sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code,
+            extra={"plugin": slug, "sandbox_pid": worker.pid},
+        )
         raise PluginCrashed(f"the sandbox process running plugin {slug!r} crashed (exit {code})", slug=slug) from None
 
 
@@ -545,9 +551,9 @@ def error_from(slug: str, error: dict[str, Any], *, timeout: float, memory_mb: i
     if kind == "never_settled":
         return PluginTimeout(f"plugin {slug!r} would exceed its time limit: {message}", slug=slug)
     if kind == "data":
-        return PluginDataError(f"plugin {slug!r}: {message}", slug=slug)
+        return PluginResultError(f"plugin {slug!r}: {message}", slug=slug)
     if kind == "too_large":
-        return PluginDataError(f"plugin {slug!r} returned a result over the size limit ({message})", slug=slug)
+        return PluginResultError(f"plugin {slug!r} returned a result over the size limit ({message})", slug=slug)
     if kind == "script":
         name = error.get("name") or "Error"
         line, column = error.get("line"), error.get("column")

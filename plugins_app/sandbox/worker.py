@@ -614,12 +614,14 @@ def watch_parent(parent_pid: int) -> None:
 def main() -> None:
     try:
         options = json.loads(sys.argv[1])
-        watch_parent(int(options["parent_pid"]))
         limit_resources(int(options["data_limit_mb"]))
         current_data_bytes()  # opens /proc/self/statm before the OS layers close the file system
         for codec in ("ascii", "latin-1", "unicode_escape", "utf-8"):
             "".encode(codec)  # codecs import lazily; after the uid switch they could not be read
-        layers = oslayers.apply(options.get("layers") or {}) if os.environ.get("TMP_NO_LAYERS") is None else {}
+        # Before any other thread exists: Landlock restricts the calling thread and the
+        # threads it starts afterwards only.
+        layers = oslayers.apply(options.get("layers") or {})
+        watch_parent(int(options["parent_pid"]))
         Worker(options).serve(layers)
     except SystemExit:
         raise

@@ -22,8 +22,10 @@ from django.utils.functional import Promise
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import hooks
+from .. import conf, hooks
 from ..exposure import exposed_row, get_exposure, model_label
+from ..host_api.log import plugin_extra
+from ..sandbox import jsondata
 
 __all__ = ["ALLOWED_ATTRIBUTES", "ALLOWED_TAGS", "plugin_data", "plugin_hook", "render_result", "sanitize"]
 
@@ -130,7 +132,7 @@ def render_result(slug: str, hook: str, value: Any) -> SafeString:
     else:
         logger.warning(
             "hook %r: plugin %r returned %s; expected a string or {\"html\": string}",
-            hook, slug, type(value).__name__,
+            hook, slug, type(value).__name__, extra=plugin_extra(slug),
         )
         return SafeString("")
     return format_html('<div class="plugin-hook" data-plugin="{}">{}</div>', slug, content)
@@ -143,12 +145,15 @@ def plugin_hook(hook: str, *args: Any) -> SafeString:
     :func:`plugin_data`), and render each plugin's result (see :func:`render_result`).
 
     A plugin that fails renders nothing (the failure is logged); the others still
-    render. An argument that cannot be given to plugins raises ``TypeError`` when
-    ``settings.DEBUG`` is on; otherwise it is logged and the tag renders nothing.
+    render. An argument that cannot be given to plugins raises ``TypeError`` (or
+    ``ValueError`` for text that is not valid Unicode) when ``settings.DEBUG`` is on;
+    otherwise it is logged and the tag renders nothing.
     """
     try:
         data = [plugin_data(arg) for arg in args]
-    except TypeError as exc:
+        for arg in data:  # e.g. a string with a lone surrogate: no plugin could be given it
+            jsondata.check(arg, conf.get("MAX_DATA_DEPTH"), what="an argument")
+    except (TypeError, ValueError) as exc:
         if settings.DEBUG:
             raise
         logger.warning("{%% plugin_hook %r %%} not run: %s", hook, exc)

@@ -14,8 +14,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from plugins_app import breaker, hooks
+from plugins_app import breaker, doctor, hooks
 from plugins_app.exceptions import PluginError
+from plugins_app.host_api.log import log_safe
 from plugins_app.exposure import get_exposure
 from plugins_app.forms import split_field_names
 from plugins_app.models import Plugin, PluginGrant
@@ -64,7 +65,7 @@ def describe_grant(grant: PluginGrant) -> str:
 class Command(BaseCommand):
     help = (
         "Manage JavaScript plugins: install, list, enable, disable, resume, call, do-action, "
-        "apply-filters, grant, revoke, grants."
+        "apply-filters, grant, revoke, grants, doctor."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -155,6 +156,17 @@ class Command(BaseCommand):
 
         grants = sub.add_parser("grants", help="List a plugin's grants.")
         grants.add_argument("slug")
+
+        doctor_help = (
+            "Check the installation: versions, the OS layers a real sandbox process applied "
+            "(user, no_new_privs, landlock, seccomp), the sandbox pool and its limits. Prints a "
+            "WARNING line per inactive layer."
+        )
+        doctor = sub.add_parser("doctor", help=doctor_help, description=doctor_help)
+        doctor.add_argument("--json", action="store_true", help="Print the report as JSON.")
+        doctor.add_argument(
+            "--strict", action="store_true", help="Exit 1 when a layer the settings ask for is not active."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -266,7 +278,7 @@ class Command(BaseCommand):
     # -- calling ---------------------------------------------------------------------------
     def _write_logs(self, slug: str, logs: list[Any]) -> None:
         for line in logs:
-            self.stderr.write(f"[{slug}] {line.level}: {line.message}")
+            self.stderr.write(f"[{slug}] {line.level}: {log_safe(line.message)}")
 
     def do_call(self, options: dict[str, Any]) -> None:
         args = [_json_arg(a) for a in options["hook_args"]]
@@ -296,6 +308,17 @@ class Command(BaseCommand):
             options["hook"], value, *args, fail_closed=options["fail_closed"], timeout=options["timeout"]
         )
         self.stdout.write(json.dumps(value, ensure_ascii=False))
+
+    # -- doctor ----------------------------------------------------------------------------
+    def do_doctor(self, options: dict[str, Any]) -> None:
+        data = doctor.report()
+        if options["json"]:
+            self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False))
+        else:
+            for line in doctor.text_lines(data):
+                self.stdout.write(line)
+        if options["strict"] and data["missing"]:
+            sys.exit(1)
 
     # -- grants ----------------------------------------------------------------------------
     @staticmethod
