@@ -56,7 +56,17 @@ def _check_json(text: str, decoder: Any = None) -> None:
         raise (too_deep if exc.reason == "depth" else forms.ValidationError(str(exc))) from None
 
 
-class JSONObjectField(forms.JSONField):
+class _DepthSafeJSONField(forms.JSONField):
+    """Redisplays too-deep input as typed instead of re-parsing it into a RecursionError."""
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
+
+
+class JSONObjectField(_DepthSafeJSONField):
     """A JSON field whose empty input means ``{}`` and whose syntax errors say where."""
 
     def to_python(self, value: Any) -> Any:
@@ -67,7 +77,7 @@ class JSONObjectField(forms.JSONField):
         return super().to_python(value)
 
 
-class JSONSchemaField(forms.JSONField):
+class JSONSchemaField(_DepthSafeJSONField):
     """An optional JSON value (a JSON Schema): empty input means none, shown as an empty box."""
 
     def to_python(self, value: Any) -> Any:

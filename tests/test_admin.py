@@ -66,6 +66,10 @@ def test_add_valid_plugin_records_author_and_hooks(admin_client, admin_user):
         ({"config": "{oops"}, "config", "JSON"),
         ({"memory_limit_mb": "0"}, "memory_limit_mb", "between"),
         ({"timeout_ms": "100000"}, "timeout_ms", "between"),
+        ({"config": '{"a": ' + "[" * 5000 + "]" * 5000 + "}"}, "config", "nested deeper than 128"),
+        ({"config_schema": "[" * 100_000 + "]" * 100_000}, "config_schema", "nested deeper than 128"),
+        ({"source": 'const plugin = { ["a\\ud800"]() {}, ok() {} };'}, "source", "hook name"),
+        ({"source": 'const plugin = { ["a\\u0000b"]() {} };'}, "source", "hook name"),
     ],
 )
 def test_invalid_input_is_shown_on_the_form_and_nothing_is_saved(admin_client, overrides, field, text):
