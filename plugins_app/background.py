@@ -21,22 +21,19 @@ import json
 import logging
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.db import transaction
 from django.dispatch import receiver
 
 from . import conf, hooks
 from .exceptions import PluginBusy, PluginCrashed, PluginError, PluginTimeout
 from .host_api.log import log_safe, plugin_extra
 
-__all__ = ["TASK_NAME", "EnqueuedAction", "PluginRun", "enqueue_action", "execute_action", "get_celery_app"]
+__all__ = ["TASK_NAME", "PluginRun", "enqueue_action", "execute_action", "get_celery_app"]
 
 logger = logging.getLogger("plugins_app.background")
 
@@ -197,61 +194,24 @@ def _reset_app(*, setting: str, **kwargs: Any) -> None:
 # -- enqueueing ----------------------------------------------------------------------
 
 
-@dataclass
-class EnqueuedAction:
-    """A background action waiting for (or after) the commit of the current transaction.
-
-    ``task_id`` is the Celery task id (``AsyncResult(task_id, app=get_celery_app())``);
-    ``None`` means Celery is not configured and the action runs inline after the commit,
-    after which ``runs`` holds its results. ``state``: ``"pending"`` until the commit,
-    then ``"sent"`` / ``"done"``, or ``"failed"`` if sending to the broker failed.
-    """
-
-    hook: str
-    args: list[Any]
-    task_id: str | None
-    state: str = "pending"
-    runs: list[dict[str, Any]] | None = None
-
-    @property
-    def inline(self) -> bool:
-        return self.task_id is None
-
-
-def enqueue_action(hook: str, *args: Any, using: str | None = None) -> EnqueuedAction:
+def enqueue_action(hook: str, *args: Any, using: str | None = None) -> list[str]:
     """Run action ``hook`` with JSON-able ``args`` in the background once the current
     transaction on ``using`` commits (at once in autocommit mode); nothing if it rolls back.
 
-    With Celery configured the task is sent to the broker after the commit; otherwise
-    the action runs inline after the commit (no retries). Raises ``PluginDataError`` at
-    once for arguments that are not JSON data within the limits (see
-    :func:`plugins_app.hooks.encode_arguments`).
+    Writes one delivery per enabled plugin that defines ``hook`` to the outbox, in the
+    current transaction, and returns their delivery ids. After the commit they are sent to
+    Celery (or attempted inline when Celery is not configured) and retried until delivered
+    (see :mod:`plugins_app.outbox`). Each plugin's hook is called as ``hook(*args, meta)``
+    where ``meta`` holds ``deliveryId`` and ``attempt``. Raises ``PluginDataError`` at once
+    for arguments that are not JSON data within the limits.
+
+    Changed in 0.2: this returned an ``EnqueuedAction`` with a Celery task id; it now
+    returns the delivery ids (``Delivery.objects.filter(delivery_id__in=ids)``).
     """
+    from . import outbox
+
     if not isinstance(hook, str) or not hook:
         raise TypeError("hook must be a non-empty string")
     # A copy, as plain data: what the caller changes afterwards does not reach plugins.
     data = json.loads(hooks.encode_arguments(args, what=f"arguments for background action {hook!r}"))
-    app = get_celery_app()
-    enqueued = EnqueuedAction(hook, data, str(uuid.uuid4()) if app is not None else None)
-    if app is not None:
-        transaction.on_commit(partial(_send, app, enqueued), using=using, robust=True)
-    else:
-        transaction.on_commit(partial(_run_inline, enqueued), using=using, robust=True)
-    return enqueued
-
-
-def _send(app: Any, enqueued: EnqueuedAction) -> None:
-    try:
-        app.send_task(TASK_NAME, args=[enqueued.hook, enqueued.args], task_id=enqueued.task_id)
-    except Exception:
-        # Logged, not raised: the caller's transaction has committed already.
-        enqueued.state = "failed"
-        logger.exception("background action %r (task %s) could not be sent to Celery", enqueued.hook, enqueued.task_id)
-        return
-    enqueued.state = "sent"
-    logger.debug("background action %r sent as task %s", enqueued.hook, enqueued.task_id)
-
-
-def _run_inline(enqueued: EnqueuedAction) -> None:
-    enqueued.runs = [run.as_dict() for run in execute_action(enqueued.hook, enqueued.args)]
-    enqueued.state = "done"
+    return outbox.record(hook, data, {}, mode="background", using=using)

@@ -81,9 +81,23 @@ DEFAULTS: dict[str, Any] = {
     # Background actions: the Celery app (dotted path); None = use Celery if
     # CELERY_BROKER_URL is set in Django settings; False = never (run inline after commit).
     "CELERY_APP": None,
-    "BACKGROUND_MAX_RETRIES": 3,  # retries of a plugin that timed out, crashed or found the pool busy
-    "BACKGROUND_RETRY_BACKOFF": 1.0,  # seconds before the first retry, doubled for each next one
-    "BACKGROUND_RETRY_BACKOFF_MAX": 60.0,  # longest wait between retries
+    # Deliveries of after-commit and background hooks (the outbox; see docs/hooks.md).
+    "DELIVERY_MAX_ATTEMPTS": 5,  # attempts before a delivery is marked failed
+    "DELIVERY_RETRY_BACKOFF": 1.0,  # seconds before the second attempt, doubled for each next one
+    "DELIVERY_RETRY_BACKOFF_MAX": 300.0,  # longest wait between attempts
+    # A delivery being attempted is leased for this long; a process killed mid-delivery
+    # leaves a lease that expires, and the next drain attempts it again. Longer than any call.
+    "DELIVERY_LEASE_SECONDS": 90.0,
+    "DELIVERY_WAIT_SECONDS": 60.0,  # a delivery to a disabled or paused plugin waits this long, no attempt used
+    "DELIVERY_DRAIN_INTERVAL_SECONDS": 5.0,  # how often the Celery beat task drains the outbox
+    "DELIVERY_DRAIN_BATCH": 100,  # deliveries one drain pass attempts at most
+    "DELIVERY_RETENTION_DAYS": 7,  # delivered rows are pruned after this
+    "DELIVERY_FAILED_RETENTION_DAYS": 30,  # failed and discarded rows are pruned after this
+    # Deprecated (before the outbox): read as DELIVERY_MAX_ATTEMPTS = BACKGROUND_MAX_RETRIES + 1,
+    # DELIVERY_RETRY_BACKOFF and DELIVERY_RETRY_BACKOFF_MAX when those are not set.
+    "BACKGROUND_MAX_RETRIES": 3,
+    "BACKGROUND_RETRY_BACKOFF": 1.0,
+    "BACKGROUND_RETRY_BACKOFF_MAX": 60.0,
 }
 
 
@@ -95,11 +109,24 @@ def _user_settings() -> dict[str, Any]:
     return value
 
 
+# New name -> (deprecated name, conversion of its value).
+_DEPRECATED = {
+    "DELIVERY_MAX_ATTEMPTS": ("BACKGROUND_MAX_RETRIES", lambda v: int(v) + 1),
+    "DELIVERY_RETRY_BACKOFF": ("BACKGROUND_RETRY_BACKOFF", float),
+    "DELIVERY_RETRY_BACKOFF_MAX": ("BACKGROUND_RETRY_BACKOFF_MAX", float),
+}
+
+
 def get(name: str) -> Any:
     """Return the value of plugins_app setting ``name`` (user value or default)."""
     if name not in DEFAULTS:
         raise KeyError(f"Unknown plugins_app setting {name!r}")
-    return _user_settings().get(name, DEFAULTS[name])
+    user = _user_settings()
+    if name not in user and name in _DEPRECATED:
+        old, convert = _DEPRECATED[name]
+        if old in user:
+            return convert(user[old])
+    return user.get(name, DEFAULTS[name])
 
 
 @receiver(setting_changed)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import conf
@@ -342,3 +344,54 @@ class StorageItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plugin_id}:{self.key}"
+
+
+class Delivery(models.Model):
+    """One hook call owed to one plugin because of a committed change (the outbox).
+
+    Written in the same transaction as the change, so a rollback delivers nothing and a
+    commit is never lost; attempted after the commit and retried until delivered or
+    failed (see :mod:`plugins_app.outbox`). ``delivery_id`` stays the same across
+    retries: plugins receive it as ``meta.deliveryId`` to deduplicate.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        IN_PROGRESS = "in_progress", _("in progress")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed")
+        DISCARDED = "discarded", _("discarded")
+
+    class Mode(models.TextChoices):
+        AFTER_COMMIT = "after_commit", _("after commit")
+        BACKGROUND = "background", _("background")
+
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="deliveries")
+    hook = models.CharField(max_length=200)
+    mode = models.CharField(max_length=20, choices=Mode.choices)
+    args = models.JSONField(default=list, help_text=_("Arguments of the hook call (JSON data)."))
+    meta = models.JSONField(
+        default=dict, help_text=_("Passed as the last argument, with deliveryId and attempt added.")
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_stack = models.TextField(blank=True)
+    plugin_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Version of the plugin that ran the last attempt.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="plugins_app_delivery_due")]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.hook} → {self.plugin_id} ({self.state})"

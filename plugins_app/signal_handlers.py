@@ -14,16 +14,15 @@ import decimal
 import json
 import logging
 import uuid
-from functools import partial
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
-from django.db import models, transaction
+from django.db import models
 from django.dispatch import Signal, receiver
 from django.utils.functional import Promise
 
-from . import conf, hooks
+from . import conf, hooks, outbox
 from . import signals as bindings_module
 from .exceptions import PluginDataError
 from .exposure import Exposure, exposed_row, get_exposure, json_value, model_label
@@ -139,13 +138,11 @@ def dispatch(binding: Binding, args: tuple[Any, ...], *, using: str | None = Non
     """Run ``binding``'s hook as an action with ``args``, according to its mode."""
     if binding.mode == SYNC:
         _run_action(binding.hook, args)
-    elif binding.mode == AFTER_COMMIT:
-        # robust: a failure after the commit is logged; the caller's commit succeeded.
-        transaction.on_commit(partial(_run_action, binding.hook, args), using=using, robust=True)
-    elif binding.mode == BACKGROUND:
-        from .background import enqueue_action
-
-        enqueue_action(binding.hook, *args, using=using)
+    elif binding.mode in (AFTER_COMMIT, BACKGROUND):
+        # Recorded in the caller's transaction (the outbox), delivered at least once after
+        # its commit: inline for after-commit, on Celery for background.
+        *hook_args, meta = args
+        outbox.record(binding.hook, hook_args, meta, mode=binding.mode, using=using)
     else:  # pragma: no cover - make_binding() refuses anything else
         raise ValueError(f"binding {binding!r} has an unknown mode")
 

@@ -1,13 +1,18 @@
 """The demo project's Celery app (optional: ``pip install 'django-plugins-app[celery]'``).
 
 Celery is OFF for the demo unless the environment variable ``CELERY_BROKER_URL`` is set:
-only then do the settings define ``CELERY_BROKER_URL`` (and ``CELERY_RESULT_BACKEND``),
-and only then does plugins_app send background plugin actions to workers; otherwise
-they run inline after commit. Turn it on for both the web process and the worker::
+only then do the settings define ``CELERY_BROKER_URL``, and only then does plugins_app
+send background deliveries to workers; otherwise they run inline after commit. Turn it on
+for both the web process and the worker, and run the worker with its beat scheduler
+(``-B``: the periodic outbox drain, which retries deliveries and picks up those of
+killed processes)::
 
     export CELERY_BROKER_URL=redis://127.0.0.1:6379/0
     python manage.py runserver
-    celery -A project worker --pool=solo -l info
+    celery -A project worker -B -l info
+
+(One ``-B`` worker per site: run ``celery -A project beat`` separately when you run
+several workers.)
 
 Django settings are read with the ``CELERY_`` prefix. A worker started without any
 broker setting uses the local Redis (``DEFAULT_BROKER_URL``).
@@ -22,7 +27,7 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()  # finds plugins_app.tasks (the task plugins_app.run_action)
+app.autodiscover_tasks()  # finds plugins_app.tasks (deliver, drain_outbox)
 
 
 @app.on_after_configure.connect
@@ -31,5 +36,6 @@ def _default_broker(sender: Celery, **kwargs: object) -> None:
     # imported by project/__init__.py, before the settings exist.
     if not sender.conf.broker_url:
         sender.conf.broker_url = os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
-    if not sender.conf.result_backend:
-        sender.conf.result_backend = os.environ.get("CELERY_RESULT_BACKEND") or sender.conf.broker_url
+    from plugins_app.tasks import beat_schedule
+
+    sender.conf.beat_schedule = {**(sender.conf.beat_schedule or {}), **beat_schedule()}

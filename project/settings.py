@@ -125,9 +125,7 @@ PLUGINS_APP: dict = {
 # it, background plugin actions run inline in the web process after the commit.
 if os.environ.get("CELERY_BROKER_URL"):
     CELERY_BROKER_URL = os.environ["CELERY_BROKER_URL"]
-    CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
     CELERY_TASK_SERIALIZER = "json"
-    CELERY_RESULT_SERIALIZER = "json"
     CELERY_ACCEPT_CONTENT = ["json"]
-    CELERY_RESULT_EXPIRES = 24 * 3600
+    CELERY_TASK_IGNORE_RESULT = True  # plugins_app's tasks store nothing; neither do the demo's
     CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
