@@ -160,20 +160,49 @@ def check_signal_bindings(app_configs: Any = None, **kwargs: Any) -> list[checks
 
 @checks.register()
 def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Background (Celery) settings (ids E025, E026, W021)."""
+    """Background (Celery) and delivery settings (ids E025, E026, W021, W022, W023)."""
     messages: list[checks.CheckMessage] = []
     user = getattr(settings, "PLUGINS_APP", {})
     if not isinstance(user, dict):
         return messages  # E001
-    retries = conf.get("BACKGROUND_MAX_RETRIES")
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+    attempts = conf.get("DELIVERY_MAX_ATTEMPTS")
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         messages.append(
-            checks.Error("PLUGINS_APP['BACKGROUND_MAX_RETRIES'] must be an integer >= 0.", id="plugins_app.E026")
+            checks.Error("PLUGINS_APP['DELIVERY_MAX_ATTEMPTS'] must be an integer >= 1.", id="plugins_app.E026")
         )
-    for key in ("BACKGROUND_RETRY_BACKOFF", "BACKGROUND_RETRY_BACKOFF_MAX"):
+    for key in (
+        "DELIVERY_RETRY_BACKOFF", "DELIVERY_RETRY_BACKOFF_MAX", "DELIVERY_WAIT_SECONDS",
+        "DELIVERY_RETENTION_DAYS", "DELIVERY_FAILED_RETENTION_DAYS",
+    ):
         value = conf.get(key)
         if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
-            messages.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a number of seconds >= 0.", id="plugins_app.E026"))
+            messages.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a number >= 0.", id="plugins_app.E026"))
+    for key in ("DELIVERY_DRAIN_INTERVAL_SECONDS", "DELIVERY_DRAIN_BATCH"):
+        value = conf.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+            messages.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a number > 0.", id="plugins_app.E026"))
+    lease = conf.get("DELIVERY_LEASE_SECONDS")
+    longest = conf.get("MAX_TIMEOUT_MS") / 1000 + conf.get("SUPERVISOR_GRACE_MS") / 1000 + conf.get("CHECKOUT_TIMEOUT_SECONDS")
+    if not isinstance(lease, int | float) or isinstance(lease, bool) or not lease > 0:
+        messages.append(checks.Error("PLUGINS_APP['DELIVERY_LEASE_SECONDS'] must be a number > 0.", id="plugins_app.E026"))
+    elif lease <= longest:
+        messages.append(
+            checks.Warning(
+                f"PLUGINS_APP['DELIVERY_LEASE_SECONDS'] ({lease:g} s) is not longer than the longest delivery "
+                f"({longest:g} s: MAX_TIMEOUT_MS + SUPERVISOR_GRACE_MS + CHECKOUT_TIMEOUT_SECONDS).",
+                hint="A drain could then attempt a delivery that is still running: a duplicate. Raise the lease.",
+                id="plugins_app.W022",
+            )
+        )
+    for old in ("BACKGROUND_MAX_RETRIES", "BACKGROUND_RETRY_BACKOFF", "BACKGROUND_RETRY_BACKOFF_MAX"):
+        if old in user:
+            messages.append(
+                checks.Warning(
+                    f"PLUGINS_APP[{old!r}] is deprecated.",
+                    hint="Use DELIVERY_MAX_ATTEMPTS (= retries + 1), DELIVERY_RETRY_BACKOFF, DELIVERY_RETRY_BACKOFF_MAX.",
+                    id="plugins_app.W023",
+                )
+            )
     path = conf.get("CELERY_APP")
     wants_celery = bool(path) or (path is None and bool(getattr(settings, "CELERY_BROKER_URL", None)))
     try:

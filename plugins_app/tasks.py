@@ -27,14 +27,18 @@ PRUNE_EVERY_SECONDS = 3600.0
 _last_prune = 0.0
 
 
-@shared_task(name=outbox.DELIVER_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def deliver(delivery_ids: list[str]) -> None:
-    """Attempt these deliveries; a failed attempt is scheduled again after its backoff."""
+@shared_task(bind=True, name=outbox.DELIVER_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def deliver(self: Any, delivery_ids: list[str]) -> None:
+    """Attempt these deliveries; a failed attempt is scheduled again after its backoff,
+    on the queue this task came from (the periodic drain is the safety net)."""
+    queue = (self.request.delivery_info or {}).get("routing_key")
     for delivery_id in delivery_ids:
         attempt = outbox.deliver(delivery_id)
         if attempt.retry_in is not None and attempt.state == "pending":
             try:
-                deliver.apply_async(args=[[delivery_id]], countdown=attempt.retry_in)
+                deliver.apply_async(
+                    args=[[delivery_id]], countdown=attempt.retry_in, **({"queue": queue} if queue else {})
+                )
             except Exception as exc:  # the periodic drain retries it anyway
                 logger.warning("could not schedule a retry of delivery %s: %s", delivery_id, log_safe(exc, 500))
 

@@ -1,7 +1,10 @@
-"""Background actions: inline after commit without Celery; on a real Celery worker with it."""
+"""Background actions through the outbox: inline after commit without Celery; on a real Celery worker with it."""
 from __future__ import annotations
 
+import base64
+import json
 import sys
+import time
 import uuid
 
 import pytest
@@ -10,9 +13,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from plugins_app import background, checks
-from plugins_app.background import TASK_NAME, enqueue_action, get_celery_app, retry_countdown
+from plugins_app.background import TASK_NAME, enqueue_action, get_celery_app
 from plugins_app.exceptions import PluginDataError
-from plugins_app.models import Plugin, StorageItem
+from plugins_app.models import Delivery, Plugin, StorageItem
 from plugins_app.signals import bound
 from project.demo.models import Note
 
@@ -64,25 +67,32 @@ def ada(db) -> User:
 # -- without Celery: inline, after commit --------------------------------------------
 
 
+def deliveries(ids):
+    return {str(d.delivery_id): d for d in Delivery.objects.filter(delivery_id__in=ids)}
+
+
 def test_without_celery_runs_inline_after_commit(no_celery, counter, django_capture_on_commit_callbacks):
     assert get_celery_app() is None
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        enqueued = enqueue_action("work", {"n": 1})
-        assert (enqueued.inline, enqueued.state, number(counter, "runs")) == (True, "pending", None)
+        ids = enqueue_action("work", {"n": 1})
+        assert number(counter, "runs") is None
+        [row] = deliveries(ids).values()
+        assert (row.state, row.mode, row.plugin_id, row.args) == ("pending", "background", counter.pk, [{"n": 1}])
     assert len(callbacks) == 1
-    assert enqueued.state == "done"
     assert number(counter, "runs") == 1
     assert value(counter, "data") == {"n": 1}
-    [run] = enqueued.runs
-    assert run["slug"] == "counter" and run["version"] == counter.version and run["ok"] and run["error"] is None
+    [row] = deliveries(ids).values()
+    assert (row.state, row.attempts, row.plugin_version) == ("delivered", 1, counter.version)
 
 
 def test_without_celery_a_rollback_runs_nothing(no_celery, counter, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(ZeroDivisionError), transaction.atomic():
-            enqueued = enqueue_action("work", {"n": 1})
+            ids = enqueue_action("work", {"n": 1})
+            assert len(ids) == 1
             1 / 0
-    assert callbacks == [] and enqueued.state == "pending" and number(counter, "runs") is None
+    assert callbacks == [] and number(counter, "runs") is None
+    assert not Delivery.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -92,12 +102,17 @@ def test_background_binding_without_celery_runs_inline_after_a_real_commit(no_ce
             Note.objects.create(author=ada, title="rolled back")
             1 / 0
         assert value(counter, "note") is None
+        assert not Delivery.objects.exists()
         with transaction.atomic():
             note = Note.objects.create(author=ada, title="kept")
             assert value(counter, "note") is None
     saved = value(counter, "note")
     assert saved["note"]["id"] == note.pk and saved["note"]["created"] is True
-    assert saved["meta"] == {"signal": "post_save", "model": "demo.Note", "created": True}
+    delivery = Delivery.objects.get()
+    assert saved["meta"] == {
+        "signal": "post_save", "model": "demo.Note", "created": True,
+        "deliveryId": str(delivery.delivery_id), "attempt": 1,
+    }
 
 
 def test_arguments_must_be_json(no_celery):
@@ -107,6 +122,11 @@ def test_arguments_must_be_json(no_celery):
         enqueue_action("work", float("nan"))
     with pytest.raises(TypeError):
         enqueue_action("", 1)
+
+
+def test_no_plugin_implements_the_hook_records_nothing(no_celery, counter):
+    assert enqueue_action("nobodyHasThis", 1) == []
+    assert not Delivery.objects.exists()
 
 
 # -- which Celery app ----------------------------------------------------------------
@@ -147,65 +167,22 @@ def test_sent_to_the_broker_only_after_commit(settings, counter, django_capture_
     queue = f"plugins-app-test-{uuid.uuid4().hex[:12]}"
     celery_settings(settings, queue)
     client = redis.Redis.from_url(REDIS_URL)
+    settings.CELERY_TASK_ROUTES = {"plugins_app.*": {"queue": queue}}
     try:
         with django_capture_on_commit_callbacks(execute=True):
             with pytest.raises(ZeroDivisionError), transaction.atomic():
                 enqueue_action("work", 1)
                 1 / 0
-            enqueued = enqueue_action("work", 2)
-            assert (enqueued.state, client.llen(queue)) == ("pending", 0)
-        assert (enqueued.state, client.llen(queue)) == ("sent", 1)
-        assert not enqueued.inline and number(counter, "runs") is None  # not run here
+            ids = enqueue_action("work", 2)
+            assert client.llen(queue) == 0
+        assert client.llen(queue) == 1
+        message = json.loads(client.lindex(queue, 0))
+        assert message["headers"]["task"] == "plugins_app.deliver"
+        assert json.loads(base64.b64decode(message["body"]))[0] == [ids]  # ids, never the payload
+        assert number(counter, "runs") is None  # not run here
+        assert Delivery.objects.get().state == "pending"
     finally:
         client.delete(queue)
-
-
-# -- the task: versions and retries --------------------------------------------------
-
-
-def run_task(hook: str, *args):
-    from plugins_app.tasks import run_action
-
-    result = run_action.apply(args=[hook, list(args)])
-    assert result.successful(), result.traceback
-    return result.get()
-
-
-def test_task_records_versions_and_retries_only_failing_plugins(settings, make_plugin, counter):
-    settings.PLUGINS_APP = {"BACKGROUND_RETRY_BACKOFF": 0}
-    flaky = make_plugin(FLAKY, slug="flaky", timeout_ms=100, config={"fail_times": 2})
-    counter.source += "\n// v2"
-    counter.full_clean()
-    counter.save()
-    assert counter.version == 2
-    runs = run_task("work", {"n": 7})
-    by_slug = {run["slug"]: run for run in runs}
-    assert by_slug["counter"] == {**by_slug["counter"], "version": 2, "ok": True, "attempts": 1, "error": None}
-    assert by_slug["flaky"] == {**by_slug["flaky"], "version": flaky.version, "ok": True, "attempts": 3}
-    assert number(flaky, "tries") == 3
-    assert number(counter, "runs") == 1  # a retry never runs plugins that succeeded again
-
-
-def test_task_gives_up_after_max_retries(settings, make_plugin):
-    settings.PLUGINS_APP = {"BACKGROUND_RETRY_BACKOFF": 0, "BACKGROUND_MAX_RETRIES": 1}
-    flaky = make_plugin(FLAKY, slug="flaky", timeout_ms=100, config={"fail_times": 5})
-    [run] = run_task("work")
-    assert (run["ok"], run["attempts"]) == (False, 2)
-    assert run["error"].startswith("PluginTimeout")
-    assert number(flaky, "tries") == 2
-
-
-def test_script_errors_are_not_retried(settings, make_plugin):
-    settings.PLUGINS_APP = {"BACKGROUND_RETRY_BACKOFF": 0}
-    make_plugin(BROKEN, slug="broken")
-    [run] = run_task("work")
-    assert (run["ok"], run["attempts"]) == (False, 1)
-    assert "TypeError: bad" in run["error"]
-
-
-def test_retry_backoff_is_exponential_and_capped(settings):
-    settings.PLUGINS_APP = {"BACKGROUND_RETRY_BACKOFF": 2, "BACKGROUND_RETRY_BACKOFF_MAX": 10}
-    assert [retry_countdown(n) for n in range(5)] == [2, 4, 8, 10, 10]
 
 
 # -- checks --------------------------------------------------------------------------
@@ -222,8 +199,12 @@ def test_background_checks(settings, monkeypatch):
     assert ids(checks.check_background()) == ["plugins_app.E025"]
     settings.PLUGINS_APP = {"CELERY_APP": "plugins_app.conf.get"}
     assert ids(checks.check_background()) == ["plugins_app.E025"]
-    settings.PLUGINS_APP = {"BACKGROUND_MAX_RETRIES": -1, "BACKGROUND_RETRY_BACKOFF": "1", "BACKGROUND_RETRY_BACKOFF_MAX": -2}
+    settings.PLUGINS_APP = {"DELIVERY_MAX_ATTEMPTS": 0, "DELIVERY_RETRY_BACKOFF": "1", "DELIVERY_RETRY_BACKOFF_MAX": -2}
     assert ids(checks.check_background()) == ["plugins_app.E026"] * 3
+    settings.PLUGINS_APP = {"DELIVERY_LEASE_SECONDS": 5}
+    assert ids(checks.check_background()) == ["plugins_app.W022"]
+    settings.PLUGINS_APP = {"BACKGROUND_MAX_RETRIES": 2}
+    assert ids(checks.check_background()) == ["plugins_app.W023"]
     settings.PLUGINS_APP = {"CELERY_APP": "project.celery.app"}
     monkeypatch.setitem(sys.modules, "celery", None)  # celery not installed
     assert ids(checks.check_background()) == ["plugins_app.W021"]
@@ -234,10 +215,8 @@ def test_background_checks(settings, monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_background_actions_run_on_a_real_celery_worker(settings, make_plugin, counter, ada):
-    """The issue's integration test: a real `celery worker` process, the real Redis broker,
-    the test's own (committed) database."""
-    from celery.result import AsyncResult
-
+    """A real `celery worker` process, the real Redis broker, the test's own (committed)
+    database: deliveries are sent after the commit, retried after a failure, delivered."""
     require_redis()
     counter.source += "\n// v2"
     counter.full_clean()
@@ -245,32 +224,46 @@ def test_background_actions_run_on_a_real_celery_worker(settings, make_plugin, c
     flaky = make_plugin(FLAKY, slug="flaky", timeout_ms=200, config={"fail_times": 1})
     with celery_worker() as worker:
         celery_settings(settings, worker.queue)
-        app = get_celery_app()
-        assert app is not None
+        settings.CELERY_TASK_ROUTES = {"plugins_app.*": {"queue": worker.queue}}
+        settings.PLUGINS_APP = {**settings.PLUGINS_APP, "DELIVERY_RETRY_BACKOFF": 0.2}
+        assert get_celery_app() is not None
         with bound("post_save", "noteSaved", sender=Note, mode="background"):
             with transaction.atomic():
                 note = Note.objects.create(author=ada, title="from a worker")
-                enqueued = enqueue_action("work", {"note": note.pk})
-                assert enqueued.state == "pending"
-        assert enqueued.state == "sent"
-        # One solo worker takes tasks in order: once "work" is done, the binding's task
-        # (sent first, on the same commit) is done too.
-        runs = worker.wait_for(AsyncResult(enqueued.task_id, app=app), timeout=120)
+                ids = enqueue_action("work", {"note": note.pk})
+        assert len(ids) == 2  # counter and flaky define "work"
+        wait_until(lambda: Delivery.objects.exclude(state="delivered").count() == 0, 120, worker)
         log = worker.output()
-    by_slug = {run["slug"]: run for run in runs}
-    assert set(by_slug) == {"counter", "flaky"}
-    assert by_slug["counter"] == {**by_slug["counter"], "version": 2, "ok": True, "attempts": 1, "error": None}
-    assert by_slug["flaky"] == {**by_slug["flaky"], "version": flaky.version, "ok": True, "attempts": 2}
+    rows = {d.plugin.slug: d for d in Delivery.objects.filter(hook="work").select_related("plugin")}
+    assert (rows["counter"].attempts, rows["counter"].plugin_version) == (1, 2)
+    assert (rows["flaky"].attempts, rows["flaky"].plugin_version) == (2, flaky.version)
     assert number(counter, "runs") == 1
     assert value(counter, "data") == {"note": note.pk}
     assert number(flaky, "tries") == 2
     saved = value(counter, "note")
     assert saved["note"]["id"] == note.pk and saved["meta"]["created"] is True
-    assert "plugin 'counter' version 2 ok" in log
-    assert "plugin 'flaky' version 1 failed (attempt 1): PluginTimeout" in log
+    assert "delivered 'work' to 'counter'" in log
+    assert "to 'flaky' failed (attempt 1), retrying" in log
 
 
-def test_task_is_registered_under_its_public_name():
-    from plugins_app import tasks
+def wait_until(condition, timeout: float, worker) -> None:
+    """Poll the database until ``condition()``; fail with the worker's output otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if worker.proc.poll() is not None:
+            pytest.fail(f"the Celery worker exited with {worker.proc.returncode}:\n{worker.output()}", pytrace=False)
+        if time.monotonic() > deadline:
+            pytest.fail(f"not done within {timeout} s:\n{worker.output()}", pytrace=False)
+        time.sleep(0.1)
 
-    assert tasks.run_action.name == TASK_NAME == background.TASK_NAME
+
+def test_tasks_are_registered_under_their_public_names():
+    from plugins_app import outbox, tasks
+
+    assert tasks.run_action.name == TASK_NAME == background.TASK_NAME  # deprecated, still registered
+    assert tasks.deliver.name == outbox.DELIVER_TASK == "plugins_app.deliver"
+    assert tasks.drain_outbox.name == outbox.DRAIN_TASK == "plugins_app.drain_outbox"
+    # Delivered again if the worker dies mid-task; no result stored or awaited.
+    assert tasks.deliver.acks_late and tasks.deliver.reject_on_worker_lost and tasks.deliver.ignore_result
+    assert tasks.drain_outbox.ignore_result
+    assert tasks.beat_schedule()["plugins_app-drain-outbox"]["task"] == outbox.DRAIN_TASK
