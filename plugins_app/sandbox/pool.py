@@ -295,6 +295,11 @@ class SandboxPool:
         for worker in [w for w in self._idle if not w.alive() or not w.quiet()]:
             if worker.alive():
                 logger.warning("sandbox worker %s wrote to its channel between calls; killed", worker.pid)
+            else:
+                logger.warning(
+                    "idle sandbox worker %s died (exit %s); it is replaced on demand",
+                    worker.pid, worker.proc.returncode, extra={"sandbox_pid": worker.pid},
+                )
             self._idle.remove(worker)
             self._count -= 1
             worker.kill()
@@ -306,6 +311,7 @@ class SandboxPool:
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
         with self._cond:
             self._busy.discard(worker)
+            self._reap_idle()  # dead idle sandboxes do not linger as zombies
         if healthy and worker.alive() and not worker.reader.buffered():
             with self._cond:
                 if not self._closed and self._count <= self.size:
