@@ -378,6 +378,9 @@ class Delivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # A fresh token per claim: an attempt records its outcome only while its claim holds,
+    # so an attempt that outlived its lease cannot overwrite the one that took over.
+    claim = models.UUIDField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     last_error_stack = models.TextField(blank=True)
     plugin_version = models.PositiveIntegerField(
@@ -394,4 +397,4 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
 
     def __str__(self) -> str:
-        return f"{self.hook} → {self.plugin_id} ({self.state})"
+        return f"{self.hook} #{str(self.delivery_id)[:8]} ({self.get_state_display()})"

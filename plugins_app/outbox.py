@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +119,8 @@ class Attempt:
     """The outcome of one call of :func:`deliver`."""
 
     delivery_id: str
-    state: str  # the row's state afterwards ("skipped": not due, or claimed by someone else)
+    state: str  # the row's state afterwards; "skipped": not due or claimed by someone else;
+    # "superseded": this attempt outlived its lease and another one took the row over
     attempt: int = 0
     error: str = ""
     retry_in: float | None = None
@@ -142,8 +144,9 @@ def deliver(delivery_id: Any) -> Attempt:
 
     now = timezone.now()
     lease = datetime.timedelta(seconds=float(conf.get("DELIVERY_LEASE_SECONDS")))
+    token = uuid.uuid4()
     claimed = Delivery.objects.filter(_claimable(now), delivery_id=delivery_id).update(
-        state=Delivery.State.IN_PROGRESS, lease_until=now + lease, attempts=F("attempts") + 1
+        state=Delivery.State.IN_PROGRESS, lease_until=now + lease, attempts=F("attempts") + 1, claim=token
     )
     if not claimed:
         return Attempt(str(delivery_id), "skipped")
@@ -168,10 +171,9 @@ def deliver(delivery_id: Any) -> Attempt:
     except Exception as exc:  # a host bug: recorded like a failure, never lost
         logger.exception("delivery %s of %r to %r failed on the host", row.delivery_id, row.hook, plugin.slug)
         return _finish(row, Delivery.State.FAILED, exc)
-    Delivery.objects.filter(pk=row.pk).update(
-        state=Delivery.State.DELIVERED, delivered_at=timezone.now(), lease_until=None,
-        plugin_version=result.version, last_error="", last_error_stack="",
-    )
+    if not _settle(row, state=Delivery.State.DELIVERED, delivered_at=timezone.now(), plugin_version=result.version,
+                   last_error="", last_error_stack=""):
+        return _superseded(row)
     logger.info(
         "delivered %r to %r (delivery %s, attempt %d, version %d, %.1f ms)",
         row.hook, plugin.slug, row.delivery_id, row.attempts, result.version, result.duration_ms,
@@ -185,10 +187,10 @@ def _wait(row: Any, reason: str) -> Attempt:
     from .models import Delivery
 
     delay = float(conf.get("DELIVERY_WAIT_SECONDS"))
-    Delivery.objects.filter(pk=row.pk).update(
-        state=Delivery.State.PENDING, attempts=F("attempts") - 1, lease_until=None,
-        next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay), last_error=log_safe(reason, ERROR_CHARS),
-    )
+    if not _settle(row, state=Delivery.State.PENDING, attempts=F("attempts") - 1,
+                   next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+                   last_error=log_safe(reason, ERROR_CHARS)):
+        return _superseded(row)
     return Attempt(str(row.delivery_id), Delivery.State.PENDING, row.attempts - 1, reason, delay)
 
 
@@ -196,27 +198,49 @@ def _finish(row: Any, failed_state: str, exc: BaseException, *, final: bool = Fa
     from .models import Delivery
 
     error = log_safe(f"{type(exc).__name__}: {exc}", ERROR_CHARS)
-    stack = log_safe(exc.stack or "", STACK_CHARS) if isinstance(exc, PluginScriptError) else ""
+    # Stored as the plugin's stack text (already stripped of control characters by the
+    # sandbox); escaped only where it is logged.
+    stack = (exc.stack or "")[:STACK_CHARS] if isinstance(exc, PluginScriptError) else ""
     version = row.plugin.version  # the version the attempt ran (or would have run)
     if final or row.attempts >= int(conf.get("DELIVERY_MAX_ATTEMPTS")):
-        Delivery.objects.filter(pk=row.pk).update(
-            state=failed_state, lease_until=None, last_error=error, last_error_stack=stack, plugin_version=version,
-        )
+        if not _settle(row, state=failed_state, last_error=error, last_error_stack=stack, plugin_version=version):
+            return _superseded(row)
         logger.error(
             "delivery %s of %r to %r failed after %d attempt(s): %s",
             row.delivery_id, row.hook, row.plugin.slug, row.attempts, error, extra=plugin_extra(row.plugin.slug),
         )
         return Attempt(str(row.delivery_id), failed_state, row.attempts, error)
     delay = retry_delay(row.attempts)
-    Delivery.objects.filter(pk=row.pk).update(
-        state=Delivery.State.PENDING, lease_until=None, last_error=error, last_error_stack=stack,
-        plugin_version=version, next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
-    )
+    if not _settle(row, state=Delivery.State.PENDING, last_error=error, last_error_stack=stack, plugin_version=version,
+                   next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay)):
+        return _superseded(row)
     logger.warning(
         "delivery %s of %r to %r failed (attempt %d), retrying in %.1f s: %s",
         row.delivery_id, row.hook, row.plugin.slug, row.attempts, delay, error, extra=plugin_extra(row.plugin.slug),
     )
     return Attempt(str(row.delivery_id), Delivery.State.PENDING, row.attempts, error, delay)
+
+
+def _settle(row: Any, **changes: Any) -> bool:
+    """Record an attempt's outcome if its claim still holds (the row is still in progress
+    under this attempt's token); False when another attempt took the row over after this
+    one's lease expired, or an operator discarded it meanwhile."""
+    from .models import Delivery
+
+    return bool(
+        Delivery.objects.filter(pk=row.pk, claim=row.claim, state=Delivery.State.IN_PROGRESS).update(
+            lease_until=None, claim=None, **changes
+        )
+    )
+
+
+def _superseded(row: Any) -> Attempt:
+    logger.warning(
+        "delivery %s of %r to %r: attempt %d outlived its lease (DELIVERY_LEASE_SECONDS) and another attempt or an "
+        "operator took the row over; its outcome is not recorded", row.delivery_id, row.hook, row.plugin.slug,
+        row.attempts, extra=plugin_extra(row.plugin.slug),
+    )
+    return Attempt(str(row.delivery_id), "superseded", row.attempts)
 
 
 def _attempt_safely(delivery_id: Any) -> None:
@@ -250,7 +274,7 @@ def drain(limit: int | None = None) -> list[Attempt]:
     outcomes = []
     for delivery_id in due(limit):
         outcomes.append(deliver(delivery_id))
-    return [o for o in outcomes if o.state != "skipped"]
+    return [o for o in outcomes if o.state not in {"skipped", "superseded"}]
 
 
 def retry_failed(delivery_ids: Iterable[Any] | None = None) -> int:
@@ -260,7 +284,9 @@ def retry_failed(delivery_ids: Iterable[Any] | None = None) -> int:
     rows = Delivery.objects.filter(state__in=[Delivery.State.FAILED, Delivery.State.DISCARDED])
     if delivery_ids is not None:
         rows = rows.filter(delivery_id__in=list(delivery_ids))
-    return rows.update(state=Delivery.State.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_until=None)
+    return rows.update(
+        state=Delivery.State.PENDING, attempts=0, next_attempt_at=timezone.now(), lease_until=None, claim=None
+    )
 
 
 def prune(now: datetime.datetime | None = None) -> dict[str, int]:

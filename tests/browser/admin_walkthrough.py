@@ -20,8 +20,13 @@ Flows: (1) list, filter and search; (2) call the greeter's ``greet`` hook; (3) r
 plugins (syntax error, no ``plugin`` object, config not an object, limits out of
 range) leave nothing saved; (4) add a plugin and switch it with the bulk actions;
 (5) the "Call a hook" page with bad arguments, a throwing hook and an endless loop;
-(6) a staff user with only ``view_plugin`` gets no actions and no "Call a hook" page.
-It creates that user through the admin's own user pages (idempotent). Screenshots go
+(6) a staff user with only view permissions gets no actions and no "Call a hook" page;
+(7) deliveries: a plugin whose bound ``noteSaved`` hook throws, a note saved in the
+admin, its pending delivery (payload, error, JS stack), *Retry now*, a hook removed so
+the retry fails for good, the failed count and links on the plugin pages, *Discard*;
+(8) the view-only user lists and reads deliveries but cannot act on them.
+It creates that user (``view_plugin`` and ``view_delivery``) through the admin's own user
+pages (idempotent). Screenshots go
 to ``--shots`` (default ``/tmp/shots``). Exit status 0 only if every check passed;
 any HTTP 5xx response seen by the browser is a failure.
 """
@@ -59,6 +64,10 @@ ADMIN_USER, ADMIN_PASSWORD = "admin", "admin"
 VIEWER_USER, VIEWER_PASSWORD = "plugin-viewer", "View-only-pl4gins!"
 
 SYNTAX_ERROR_SOURCE = "const plugin = {\n greet(n) { return n +; }\n};"
+HOOKED_SOURCE = """const plugin = {
+  noteSaved(note, meta) { throw new TypeError('walkthrough cannot index ' + note.title); },
+};"""
+UNHOOKED_SOURCE = "const plugin = { other() { return 1; } };"
 TESTER_SOURCE = """const plugin = {
   echo(...args) { log('echo called'); return args; },
   boom() { throw new TypeError('kaboom'); },
@@ -271,6 +280,112 @@ class Walkthrough:
         icon = page.locator(f"#result_list tr:has(a:text-is('{self.slug}')) td.field-enabled img")
         check(icon.get_attribute("alt") == "False", "view-only user enabled a plugin by posting the action")
 
+    @property
+    def hooked_slug(self) -> str:
+        return f"{self.slug}-hooked"
+
+    def delivery_action(self, page: Page, action: str) -> list[str]:
+        """Select every row on the (filtered) delivery list, run ``action``, return the messages."""
+        page.check("#action-toggle")
+        page.select_option("select[name=action]", action)
+        self.submit(page, "button[name=index]")
+        return self.messages(page)
+
+    def flow_deliveries(self, page: Page) -> None:
+        self.login(page, ADMIN_USER, ADMIN_PASSWORD)
+        self.fill_plugin(page, f"Hooked {self.run_id}", self.hooked_slug, HOOKED_SOURCE)
+        page.check("#id_enabled")
+        self.submit(page, "input[name=_continue]")
+        check("/change/" in page.url, f"hooked plugin was not saved: {self.messages(page)}")
+        plugin_url = page.url
+        title = f"Walkthrough note {self.run_id}"
+        page.goto(self.url("/admin/demo/note/add/"))
+        page.select_option("#id_author", index=1)
+        page.fill("#id_title", title)
+        self.submit(page, "input[name=_save]")
+        check(any("was added successfully" in m for m in self.messages(page)), f"note not saved: {self.messages(page)}")
+
+        page.goto(plugin_url)
+        link = page.locator("#plugin-deliveries-link")
+        expect(link).to_have_text("Deliveries (0 failed)")
+        self.shot(page, "07_plugin_deliveries_link")
+        link.click()
+        page.wait_for_load_state()
+        check("plugin__id__exact=" in page.url, f"link led to {page.url}")
+        rows = page.locator("#result_list tbody tr")
+        check(rows.count() == 1, f"{rows.count()} deliveries for the hooked plugin")
+        expect(rows.first.locator(".delivery-state")).to_have_text("pending")
+        expect(rows.first.locator("td.field-short_error")).to_contain_text("walkthrough cannot index")
+        self.shot(page, "07_deliveries_list")
+        list_url = page.url
+
+        rows.first.locator("th a").click()
+        page.wait_for_load_state()
+        check(page.locator("input[name=_save]").count() == 0, "the delivery page has a save button")
+        expect(page.locator(".field-payload pre")).to_contain_text(title)
+        expect(page.locator(".field-last_error_text pre")).to_contain_text("TypeError: walkthrough cannot index")
+        expect(page.locator(".field-last_error_stack_text pre")).to_contain_text("at Object.noteSaved")
+        self.shot(page, "07_delivery_detail")
+
+        page.goto(list_url)
+        text = self.delivery_action(page, "retry_now")
+        check(text == ["Retried 1 delivery: delivered 0, retrying 1, failed 0."], f"retry now said {text}")
+        self.shot(page, "07_retry_now_retrying")
+
+        page.goto(plugin_url)  # the plugin loses the hook: the next attempt fails for good
+        page.fill("#id_source", UNHOOKED_SOURCE)
+        self.submit(page, "input[name=_continue]")
+        page.goto(list_url)
+        text = self.delivery_action(page, "retry_now")
+        check(text == ["Retried 1 delivery: delivered 0, retrying 0, failed 1."], f"retry now said {text}")
+        expect(page.locator("#result_list tbody tr .delivery-state")).to_have_text("failed")
+        self.shot(page, "07_retry_now_failed")
+
+        page.goto(self.url(f"/admin/plugins_app/plugin/?q={self.hooked_slug}"))
+        count = page.locator("#result_list a.delivery-failed-count")
+        expect(count).to_have_text("1")
+        self.shot(page, "07_plugin_list_failed_count")
+        count.click()
+        page.wait_for_load_state()
+        check("state__exact=failed" in page.url, f"count led to {page.url}")
+        check(page.locator("#result_list tbody tr").count() == 1, "failed filter shows other rows")
+        page.goto(plugin_url)
+        expect(page.locator("#plugin-deliveries-link")).to_have_text("Deliveries (1 failed)")
+
+        page.goto(list_url)
+        text = self.delivery_action(page, "discard")
+        check(text == ["Discarded 1 delivery."], f"discard said {text}")
+        expect(page.locator("#result_list tbody tr .delivery-state")).to_have_text("discarded")
+        self.shot(page, "07_discarded")
+
+        page.goto(self.url(f"/admin/plugins_app/delivery/?q={self.hooked_slug}&state__exact=discarded"))
+        check(page.locator("#result_list tbody tr").count() == 1, "search by plugin slug + state filter")
+        page.goto(self.url("/admin/plugins_app/delivery/add/"))
+        check(page.locator("#content-main form").count() == 0, "an add form for deliveries exists")
+
+    def flow_deliveries_view_only(self, page: Page) -> None:
+        self.ensure_viewer(page)
+        self.login(page, VIEWER_USER, VIEWER_PASSWORD)
+        list_url = self.url(f"/admin/plugins_app/delivery/?q={self.hooked_slug}")
+        page.goto(list_url)
+        rows = page.locator("#result_list tbody tr")
+        check(rows.count() == 1, f"viewer sees {rows.count()} deliveries of the hooked plugin")
+        check(page.locator("select[name=action]").count() == 0, "view-only user is offered delivery actions")
+        check(page.locator("input.action-select").count() == 0, "view-only user gets delivery checkboxes")
+        self.shot(page, "08_viewer_deliveries")
+        href = rows.first.locator("th a").get_attribute("href") or ""
+        pk = href.rstrip("/").split("/")[-2]
+        rows.first.locator("th a").click()
+        page.wait_for_load_state()
+        check(page.locator("input[name=_save]").count() == 0, "the viewer gets a save button")
+        expect(page.locator(".field-last_error_text pre")).to_contain_text("HookNotFound")  # from flow 7
+        token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
+        headers = {"Referer": self.url("/admin/")}
+        form = {"csrfmiddlewaretoken": token, "action": "retry_now", "_selected_action": pk, "index": "0"}
+        page.request.post(self.url("/admin/plugins_app/delivery/"), form=form, headers=headers)
+        page.goto(list_url)
+        expect(page.locator("#result_list tbody tr .delivery-state")).to_have_text("discarded")
+
     def plugin_pk(self, page: Page) -> str:
         page.goto(self.url(f"/admin/plugins_app/plugin/?q={self.slug}"))
         href = page.get_attribute(f"#result_list a:text-is('{self.slug}')", "href") or ""
@@ -300,9 +415,10 @@ class Walkthrough:
         for name in ("groups", "user_permissions"):  # start from no group and no permission
             if page.locator(f"#id_{name}_to option").count():
                 page.click(f"#id_{name}_remove_all")
-        page.fill("#id_user_permissions_input", "can view plugin")
-        page.select_option("#id_user_permissions_from", label="JavaScript plugins | plugin | Can view plugin")
-        page.click("#id_user_permissions_add")
+        for model in ("plugin", "delivery"):
+            page.fill("#id_user_permissions_input", f"can view {model}")
+            page.select_option("#id_user_permissions_from", label=f"JavaScript plugins | {model} | Can view {model}")
+            page.click("#id_user_permissions_add")
         self.submit(page, "input[name=_save]")
         saved = "/admin/auth/user/" in page.url and "/change/" not in page.url
         check(saved, f"saving {VIEWER_USER} failed: {page.url} {self.messages(page)}")
@@ -316,6 +432,8 @@ class Walkthrough:
             ("4. add plugin, bulk enable/disable", self.flow_add_and_bulk),
             ("5. try page errors", self.flow_try_errors),
             ("6. view-only user", self.flow_view_only),
+            ("7. deliveries: list, detail, retry now, failed count, discard", self.flow_deliveries),
+            ("8. view-only user and deliveries", self.flow_deliveries_view_only),
         ]
         page = self.new_page()
         for name, flow in flows:

@@ -1,11 +1,10 @@
 """``manage.py plugins``: install, list, enable, disable, resume and call plugins, run
-actions and filters across plugins, and grant plugins access to exposed models, from the
-shell."""
+actions and filters across plugins, grant plugins access to exposed models, and list,
+deliver and prune the delivery outbox, from the shell."""
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from plugins_app.exceptions import PluginError
 from plugins_app.host_api.log import log_safe
 from plugins_app.exposure import get_exposure
 from plugins_app.forms import split_field_names
+from plugins_app.management.argtypes import seconds
+from plugins_app.management.deliveries_cli import DeliveryCommands, add_delivery_arguments
 from plugins_app.models import Plugin, PluginGrant
 
 
@@ -27,17 +28,6 @@ def _json_arg(text: str) -> Any:
         return json.loads(text)
     except ValueError as exc:
         raise CommandError(f"not a JSON value: {text!r} ({exc}); strings need quotes, e.g. '\"World\"'") from None
-
-
-def _seconds(text: str) -> float:
-    """argparse type of ``--timeout``: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
-    return value
 
 
 def _error_text(exc: BaseException) -> str:
@@ -62,10 +52,10 @@ def describe_grant(grant: PluginGrant) -> str:
     )
 
 
-class Command(BaseCommand):
+class Command(DeliveryCommands, BaseCommand):
     help = (
         "Manage JavaScript plugins: install, list, enable, disable, resume, call, do-action, "
-        "apply-filters, grant, revoke, grants, doctor."
+        "apply-filters, grant, revoke, grants, doctor; and their deliveries: deliveries, deliver, prune."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -108,7 +98,7 @@ class Command(BaseCommand):
         call.add_argument("slug")
         call.add_argument("hook")
         call.add_argument("hook_args", nargs="*", metavar="ARG")
-        call.add_argument("--timeout", type=_seconds, help="Seconds; can only shorten the plugin's limit.")
+        call.add_argument("--timeout", type=seconds, help="Seconds; can only shorten the plugin's limit.")
 
         action_help = (
             "Run HOOK of every enabled, unpaused plugin that defines it, in priority order; each ARG "
@@ -120,7 +110,7 @@ class Command(BaseCommand):
         action = sub.add_parser("do-action", help=action_help, description=action_help)
         action.add_argument("hook", metavar="HOOK")
         action.add_argument("hook_args", nargs="*", metavar="ARG")
-        action.add_argument("--timeout", type=_seconds, help="Seconds per plugin; can only shorten its limit.")
+        action.add_argument("--timeout", type=seconds, help="Seconds per plugin; can only shorten its limit.")
 
         filters_help = (
             "Pass VALUE through HOOK of every enabled, unpaused plugin that defines it, in priority "
@@ -136,7 +126,7 @@ class Command(BaseCommand):
             "--fail-closed", action="store_true", dest="fail_closed",
             help="Stop at the first failing plugin: print ClassName: message on stderr, nothing on stdout, and exit 1.",
         )
-        filters.add_argument("--timeout", type=_seconds, help="Seconds per plugin; can only shorten its limit.")
+        filters.add_argument("--timeout", type=seconds, help="Seconds per plugin; can only shorten its limit.")
 
         grant = sub.add_parser(
             "grant",
@@ -167,6 +157,8 @@ class Command(BaseCommand):
         doctor.add_argument(
             "--strict", action="store_true", help="Exit 1 when a layer the settings ask for is not active."
         )
+
+        add_delivery_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]

@@ -1,5 +1,5 @@
 """Django admin for plugins: install, edit, enable/disable, resume paused plugins, grant
-model access and try hooks."""
+model access, try hooks, and see each plugin's failed deliveries."""
 from __future__ import annotations
 
 import json
@@ -11,18 +11,21 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
-from . import breaker, hooks
-from .exceptions import PluginError, PluginScriptError
-from .forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm, TryHookForm
-from .models import Plugin, PluginGrant, StorageItem
+from .. import breaker, hooks
+from ..exceptions import PluginError, PluginScriptError
+from ..forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm, TryHookForm
+from ..models import Delivery, Plugin, PluginGrant, StorageItem
+from .deliveries import can_view_deliveries, delivery_list_url
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
@@ -127,7 +130,8 @@ class PluginAdmin(admin.ModelAdmin):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)
     list_display = (
-        "name", "slug", "enabled", "paused", "priority", "http_enabled", "hook_list", "version", "limits", "updated_at"
+        "name", "slug", "enabled", "paused", "failed_deliveries", "priority", "http_enabled", "hook_list", "version",
+        "limits", "updated_at",
     )
     list_display_links = ("name", "slug")
     list_editable = ("priority",)
@@ -148,6 +152,34 @@ class PluginAdmin(admin.ModelAdmin):
     )
     prepopulated_fields = {"slug": ("name",)}
     actions = ("enable_plugins", "disable_plugins", "resume_plugins")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plugin]:
+        # One correlated subquery for the whole page (no query per row, no GROUP BY over
+        # the plugin's large text columns).
+        failed = (
+            Delivery.objects.filter(plugin=OuterRef("pk"), state=Delivery.State.FAILED)
+            .order_by().values("plugin").annotate(n=Count("pk")).values("n")
+        )
+        return super().get_queryset(request).annotate(
+            failed_deliveries=Coalesce(Subquery(failed, output_field=IntegerField()), 0)
+        )
+
+    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+        if can_view_deliveries(request):
+            return [("failed_deliveries_link" if c == "failed_deliveries" else c) for c in self.list_display]
+        return self.list_display
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
+        form_url: str = "", obj: Plugin | None = None,
+    ) -> HttpResponse:
+        if obj is not None and obj.pk is not None and can_view_deliveries(request):
+            context["deliveries_url"] = delivery_list_url(plugin_id=obj.pk, site_name=self.admin_site.name)
+            failed = getattr(obj, "failed_deliveries", None)
+            if failed is None:
+                failed = obj.deliveries.filter(state=Delivery.State.FAILED).count()
+            context["failed_deliveries"] = failed
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:
         if obj is None:
@@ -186,6 +218,18 @@ class PluginAdmin(admin.ModelAdmin):
     @admin.display(description="limits")
     def limits(self, obj: Plugin) -> str:
         return f"{obj.memory_limit_mb}\u00a0MiB, {obj.timeout_ms}\u00a0ms"  # no break inside a value
+
+    @admin.display(description="failed deliveries", ordering="failed_deliveries")
+    def failed_deliveries(self, obj: Plugin) -> int:
+        return obj.failed_deliveries  # type: ignore[attr-defined]  # annotated by get_queryset
+
+    @admin.display(description="failed deliveries", ordering="failed_deliveries")
+    def failed_deliveries_link(self, obj: Plugin) -> SafeString | int:
+        count: int = obj.failed_deliveries  # type: ignore[attr-defined]
+        if not count:
+            return count
+        url = delivery_list_url(plugin_id=obj.pk, state=Delivery.State.FAILED, site_name=self.admin_site.name)
+        return format_html('<a class="delivery-failed-count" href="{}">{}</a>', url, count)
 
     @admin.display(description="try it")
     def try_link(self, obj: Plugin) -> str:
