@@ -9,6 +9,7 @@ class PluginsAppConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers system checks)
         from . import checks_sandbox  # noqa: F401  (registers W030/W031, the sandbox's OS layers)
+        from . import checks_calls  # noqa: F401  (registers E040/E041, W040/W041: execution log and metrics)
         from .exposure import autodiscover
 
         autodiscover()

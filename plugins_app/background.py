@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import conf, hooks
+from . import calllog, conf, hooks
 from .exceptions import PluginBusy, PluginCrashed, PluginError, PluginTimeout
 from .host_api.log import log_safe, plugin_extra
 
@@ -77,7 +77,8 @@ def execute_action(hook: str, args: list[Any] | tuple[Any, ...], *, only: list[s
             continue
         started = time.perf_counter()
         try:
-            result = hooks.run(row.slug, hook, *args)
+            with calllog.caller("background"):
+                result = hooks.run(row.slug, hook, *args)
         except PluginError as exc:
             # The error text quotes the plugin's own messages: one escaped line, which
             # also keeps the task's result serializable (no lone surrogates).

@@ -98,6 +98,20 @@ DEFAULTS: dict[str, Any] = {
     "BACKGROUND_MAX_RETRIES": 3,
     "BACKGROUND_RETRY_BACKOFF": 1.0,
     "BACKGROUND_RETRY_BACKOFF_MAX": 60.0,
+    # -- Execution log and health metrics (plugins_app.calllog, plugins_app.metrics; see
+    # docs/operators.md#execution-log-and-health). Checked by plugins_app/checks_calls.py.
+    "CALL_LOG_ENABLED": True,  # record calls in the execution log (CallRecord)
+    "CALL_LOG_SAMPLE_RATE": 0.1,  # share of successful calls recorded, 0..1; failures are always recorded
+    "CALL_LOG_QUEUE_SIZE": 2000,  # records waiting for the writer per process; more are dropped (counted)
+    "CALL_LOG_FLUSH_SECONDS": 1.0,  # how often each process's writer thread writes what was recorded
+    "CALL_LOG_MAX_DATA_BYTES": 16 * 1024,  # arguments, result and log lines kept per record (each)
+    "CALL_LOG_REDACT_ARGS": False,  # True: store neither arguments nor results
+    "CALL_LOG_REDACT_KEYS": (),  # object keys (any depth, any case) whose values are stored as "[redacted]"
+    "CALL_LOG_RETENTION_DAYS": 7,  # records are pruned after this
+    "METRICS_ENABLED": True,  # per-plugin, per-minute aggregates of every call (health view, Prometheus)
+    "METRICS_RETENTION_DAYS": 30,  # per-minute aggregates are pruned after this (the totals are kept)
+    "METRICS_ENDPOINT_ENABLED": False,  # serve Prometheus metrics at plugins_app.urls "metrics"
+    "METRICS_TOKEN": None,  # a secret: scrapers send "Authorization: Bearer <token>" (staff sessions also work)
 }
 
 

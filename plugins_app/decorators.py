@@ -20,7 +20,7 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
 from django.template.response import SimpleTemplateResponse
 
-from . import hooks
+from . import calllog, hooks
 from .exceptions import PluginDataError
 from .views import arequest_info, request_info
 
@@ -102,7 +102,8 @@ def apply_filters_to_context(hook: str, *, fail_closed: bool = False, timeout: f
                     original = response.context_data or {}
                     shared, kept = _split(original)
                     info = await arequest_info(request)
-                    filtered = await hooks.aapply_filters(hook, shared, info, fail_closed=fail_closed, timeout=timeout)
+                    with calllog.caller("view"):
+                        filtered = await hooks.aapply_filters(hook, shared, info, fail_closed=fail_closed, timeout=timeout)
                     response.context_data = _merge(hook, kept, filtered, original, fail_closed)
                 return response
 
@@ -114,7 +115,10 @@ def apply_filters_to_context(hook: str, *, fail_closed: bool = False, timeout: f
             if _should_filter(response):
                 original = response.context_data or {}
                 shared, kept = _split(original)
-                filtered = hooks.apply_filters(hook, shared, request_info(request), fail_closed=fail_closed, timeout=timeout)
+                with calllog.caller("view"):
+                    filtered = hooks.apply_filters(
+                        hook, shared, request_info(request), fail_closed=fail_closed, timeout=timeout
+                    )
                 response.context_data = _merge(hook, kept, filtered, original, fail_closed)
             return response
 

@@ -102,3 +102,13 @@ class PluginPermissionDenied(PluginScriptError):
 
 class PluginLimitExceeded(PluginScriptError):
     """The plugin went over a per-call host budget (host calls, rows, bytes) uncaught."""
+
+
+class PluginConflict(PluginError):
+    """A change was refused because the plugin changed since it was read: an edit form
+    opened before another save, ``install --if-revision`` or a rollback confirmed against
+    a revision that is no longer the latest (see :mod:`plugins_app.revisions`)."""
+
+
+class RevisionNotFound(PluginError):
+    """The plugin has no revision with that number."""

@@ -5,13 +5,15 @@ import json
 from typing import Any
 
 from django import forms
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
+from django.db import router, transaction
 from django.forms.fields import InvalidJSONInput
 
-from . import conf
+from . import conf, revisions
 from .exposure import exposures
 from .models import Plugin, PluginGrant
 from .sandbox import jsondata
+from .widgets import CodeEditorBoundField, CodeEditorWidget
 
 CODE_ATTRS = {"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family: monospace; width: 95%;"}
 
@@ -114,18 +116,122 @@ class FreshModelErrorsMixin:
         super().add_error(field, error)  # type: ignore[misc]
 
 
-class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
+class SourceField(forms.CharField):
+    """Plugin source from a textarea: kept byte-for-byte (no stripping) except line endings.
+
+    Browsers submit textareas with CRLF line endings; plugins are stored with LF. Doing it
+    in ``to_python`` also makes ``has_changed`` compare normalised text, so saving an
+    unchanged plugin records no change ("Changed Source.") and no new version.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["strip"] = False
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n")
+
+
+def read_source_upload(upload: Any) -> str:
+    """The text of an uploaded ``.js`` file: at most MAX_SOURCE_BYTES, UTF-8 (a byte order
+    mark is dropped), line endings made LF. Raises ``ValidationError`` with a clear message."""
+    limit = conf.get("MAX_SOURCE_BYTES")
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise forms.ValidationError(
+            "The file is %(size)s bytes; the limit is %(limit)s bytes.", code="too_large",
+            params={"size": size, "limit": limit},
+        )
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise forms.ValidationError(
+            "The file is over the limit of %(limit)s bytes.", code="too_large", params={"limit": limit}
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise forms.ValidationError(
+            "The file is not UTF-8 text (byte %(position)s is not valid UTF-8). Save it as UTF-8 and upload it again.",
+            code="encoding", params={"position": exc.start},
+        ) from None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+class EditConflictMixin:
+    """Optimistic concurrency for the plugin form (see :mod:`plugins_app.revisions`).
+
+    The form carries, hidden in ``edit_token``, a token of the plugin as it was when the
+    form was opened. Saving it after anyone saved the plugin (any field, a grant, an
+    enable/disable) is refused with a message saying what changed. Posts without the
+    token (scripts, tests) are not checked. Inside a transaction (the admin's), the check
+    locks the plugin's row until the save commits, so no save can slip in between.
+    """
+
+    edit_conflict: revisions.EditConflict | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        form: Any = self
+        if "edit_token" in form.fields and form.instance.pk is not None and not form.is_bound:
+            form.initial["edit_token"] = revisions.make_edit_token(form.instance)
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # type: ignore[misc]
+        self.check_edit_conflict()
+
+    @property
+    def changed_data(self) -> list[str]:
+        """The plugin's fields that changed: the token and the comment are not among them
+        (the admin's *History* lists these)."""
+        return [name for name in super().changed_data if name not in ("edit_token", "change_comment")]  # type: ignore[misc]
+
+    def check_edit_conflict(self) -> None:
+        form: Any = self
+        self.edit_conflict = None
+        if "edit_token" not in form.fields or form.instance.pk is None:
+            return
+        token = form.data.get(form.add_prefix("edit_token")) or ""
+        if not token:
+            return
+        lock = transaction.get_connection(router.db_for_write(Plugin)).in_atomic_block
+        conflict = revisions.check_edit_token(form.instance.pk, token, lock=lock)
+        if conflict is not None:
+            self.edit_conflict = conflict
+            form.add_error(None, forms.ValidationError(conflict.message(), code="conflict"))
+
+
+class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
+    bound_field_class = CodeEditorBoundField  # passes error line/column to the code editors
+    # Not model fields: the comment goes to the revision this save records
+    # (plugins_app.revisions); the token detects saves made after the form was opened.
+    change_comment = forms.CharField(
+        label="Change comment", required=False, max_length=1000,
+        widget=forms.TextInput(attrs={"size": 80, "class": "vTextField"}),
+        help_text="Optional: why you are making this change. Kept with the revision this save records "
+        "(when it changes the source, configuration, limits, serving HTTP or grants).",
+    )
+    edit_token = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Not a model field: a .js file whose text replaces the source box's (see clean()).
+    source_file = forms.FileField(
+        label="Or upload a .js file",
+        required=False,
+        validators=[FileExtensionValidator(["js"])],
+        widget=forms.FileInput(attrs={"accept": ".js,text/javascript"}),
+        help_text="UTF-8 text. When given, the file replaces what is in the source box.",
+    )
+
     class Meta:
         model = Plugin
         fields = (
             "name", "slug", "description", "enabled", "priority", "http_enabled", "source",
             "memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS, "config", "config_schema",
         )
-        field_classes = {"config": JSONObjectField, "config_schema": JSONSchemaField}
+        field_classes = {"source": SourceField, "config": JSONObjectField, "config_schema": JSONSchemaField}
         widgets = {
-            "source": forms.Textarea(attrs=CODE_ATTRS),
-            "config": forms.Textarea(attrs={**CODE_ATTRS, "rows": 6}),
-            "config_schema": forms.Textarea(attrs={**CODE_ATTRS, "rows": 8}),
+            "source": CodeEditorWidget("javascript", attrs={"rows": 24}),
+            "config": CodeEditorWidget("json", attrs={"rows": 6}),
+            "config_schema": CodeEditorWidget("json", attrs={"rows": 8}),
             "description": forms.Textarea(attrs={"rows": 3}),
         }
 
@@ -135,6 +241,10 @@ class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
             # Keep the source byte-for-byte (no stripping), so that saving an unchanged
             # plugin does not create a new version.
             self.fields["source"].strip = False
+            if "source_file" in self.fields:
+                # A file may stand in for the box; an empty source is still refused, by
+                # the model's validation ("The source is empty.").
+                self.fields["source"].required = False
         for name, low_key, high_key, unit in LIMIT_FIELDS:
             if name in self.fields:
                 self._set_range(self.fields[name], conf.get(low_key), conf.get(high_key), unit)
@@ -152,8 +262,32 @@ class PluginForm(FreshModelErrorsMixin, forms.ModelForm):
         # Browsers submit textareas with CRLF line endings; plugins are stored with LF.
         return self.cleaned_data["source"].replace("\r\n", "\n")
 
+    def clean_source_file(self) -> str | None:
+        upload = self.cleaned_data.get("source_file")
+        return read_source_upload(upload) if upload else None
+
+    # Form fields that are not the plugin's: never reported as changed (the history would
+    # say "Changed edit_token." on every save: the token differs on every page load).
+    NOT_PLUGIN_FIELDS = frozenset({"source_file", "edit_token", "change_comment"})
+
+    @property
+    def changed_data(self) -> list[str]:
+        """As Django's, without the form's own fields, and with an uploaded file reported
+        as a change of the source (when its text differs): "Changed Source."."""
+        changed = [name for name in super().changed_data if name not in self.NOT_PLUGIN_FIELDS]
+        uploaded = getattr(self, "cleaned_data", {}).get("source_file")
+        if uploaded is not None and "source" not in changed and uploaded != (self.initial.get("source") or ""):
+            changed.append("source")
+        return changed
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if cleaned.get("source_file") is not None:
+            cleaned["source"] = cleaned["source_file"]  # the file wins over the box
+            self.errors.pop("source", None)
+            # Redisplayed (after an error) in the box, where its error's line is marked.
+            self.data = self.data.copy()
+            self.data[self.add_prefix("source")] = cleaned["source"]
         for name in DEFAULTED_FIELDS:
             if name not in self.fields or cleaned.get(name) is not None or name in self.errors:
                 continue

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from . import conf
-from . import breaker
+from . import breaker, calllog, conf
 from .exceptions import (
     HookDepthExceeded,
     HookNotFound,
@@ -67,6 +66,8 @@ class CallResult:
     version: int
     duration_ms: float
     logs: list[LogLine] = field(default_factory=list)
+    # The result as the JSON text the plugin returned (what the execution log stores).
+    result_json: str | None = field(default=None, repr=False, compare=False)
 
 
 def encode_arguments(args: tuple[Any, ...] | list[Any], *, what: str = "arguments", slug: str | None = None) -> str:
@@ -110,11 +111,20 @@ def _effective_timeout(limit_ms: int, timeout: float | None) -> float:
     return seconds
 
 
-def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_enabled: bool = True) -> CallResult:
+def run(
+    slug: str,
+    hook: str,
+    *args: Any,
+    timeout: float | None = None,
+    require_enabled: bool = True,
+    count_failures: bool = True,
+) -> CallResult:
     """Call ``hook`` of plugin ``slug`` with JSON-able ``args``; return a :class:`CallResult`.
 
     ``timeout`` (seconds) can only shorten the plugin's own time limit. Host calls made
     by the plugin run on this thread, with this thread's database connection.
+    ``count_failures=False`` keeps the call away from the circuit breaker: a failure does
+    not count towards a pause and a success does not reset the count (the admin console).
     """
     from .models import Plugin
 
@@ -125,36 +135,72 @@ def run(slug: str, hook: str, *args: Any, timeout: float | None = None, require_
         raise PluginDisabled(f"plugin {slug!r} is disabled", slug=slug)
     if require_enabled and row.paused:
         raise PluginPaused(f"plugin {slug!r} was paused after repeated failures; resume it to call it", slug=slug)
-    return _run_row(row, hook, args, timeout)
+    return _run_row(row, hook, args, timeout, count_failures=count_failures)
 
 
-def _run_row(row: DispatchRow, hook: str, args: tuple[Any, ...], timeout: float | None) -> CallResult:
+def _run_row(
+    row: DispatchRow,
+    hook: str,
+    args: tuple[Any, ...],
+    timeout: float | None,
+    *,
+    count_failures: bool = True,
+    context: HostContext | None = None,
+    spec: dict[str, Any] | None = None,
+) -> CallResult:
+    """Run one hook of ``row``. ``count_failures=False``: not seen by the circuit breaker.
+    ``context``: the call's HostContext (the caller reads its counters afterwards).
+    ``spec``: run this code instead of the saved one (a runtime spec with its own ``key``;
+    the admin console's drafts and dry runs)."""
     slug = row.slug
-    if hook not in row.hooks:
-        raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
-    args_json = encode_arguments(args, what=f"arguments for plugin {slug!r}", slug=slug)
-    seconds = _effective_timeout(row.timeout_ms, timeout)
-    with _nesting(slug):
-        try:
-            result = _invoke(row, hook, args_json, seconds)
-        except PluginError as exc:
-            if isinstance(exc, PLUGIN_FAULTS):
-                breaker.record_failure(row, exc)
-            raise
-    if row.consecutive_failures:
+    started = time.perf_counter()
+    args_json = None
+    try:
+        if hook not in row.hooks:
+            raise HookNotFound(f"plugin {slug!r} defines no hook {hook!r}", slug=slug)
+        args_json = encode_arguments(args, what=f"arguments for plugin {slug!r}", slug=slug)
+        seconds = _effective_timeout(row.timeout_ms, timeout)
+        if context is None:
+            context = _host_context(row)
+        with _nesting(slug):
+            try:
+                result = _invoke(row, hook, args_json, seconds, context, spec=spec)
+            except PluginError as exc:
+                if count_failures and isinstance(exc, PLUGIN_FAULTS):
+                    breaker.record_failure(row, exc)
+                raise
+    except PluginError as exc:
+        # The execution log and health metrics: in memory only, never raises (calllog.py).
+        calllog.record(row, hook, time.perf_counter() - started, exc, context, args_json, None)
+        raise
+    calllog.record(row, hook, time.perf_counter() - started, None, context, args_json, result.result_json)
+    if count_failures and row.consecutive_failures:
         breaker.record_success(row)
     return result
 
 
-def _invoke(row: DispatchRow, hook: str, args_json: str, seconds: float) -> CallResult:
-    from .models import Plugin
-
-    slug = row.slug
-    context = HostContext(
-        slug,
+def _host_context(row: DispatchRow) -> HostContext:
+    return HostContext(
+        row.slug,
         plugin_id=row.pk,
         limits=HostLimits(row.max_host_calls, row.max_rows_read, row.max_rows_written, row.max_host_result_bytes),
     )
+
+
+def _invoke(
+    row: DispatchRow,
+    hook: str,
+    args_json: str,
+    seconds: float,
+    context: HostContext | None = None,
+    *,
+    spec: dict[str, Any] | None = None,
+) -> CallResult:
+    from .models import Plugin
+
+    slug = row.slug
+    if context is None:
+        context = _host_context(row)
 
     def load_spec() -> dict[str, Any]:
         plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()
@@ -169,22 +215,26 @@ def _invoke(row: DispatchRow, hook: str, args_json: str, seconds: float) -> Call
             "memory_mb": row.memory_limit_mb,
         }
 
+    # A given spec (console draft or dry run) is a runtime of its own, under its own key.
+    key = row.runtime_key if spec is None else spec["key"]
+    spec_loader = load_spec if spec is None else (lambda: spec)
+
     started = time.perf_counter()
     text = pool.invoke(
         pool.Invocation(
             slug=slug,
-            key=row.runtime_key,
+            key=key,
             hook=hook,
             args_json=args_json,
             timeout=seconds,
             memory_mb=row.memory_limit_mb,
-            spec_loader=load_spec,
+            spec_loader=spec_loader,
             host=context.handle,
             nested=_depth.value > 1,
         )
     )
     duration = (time.perf_counter() - started) * 1000.0
-    return CallResult(slug, hook, _decode_result(slug, text), row.version, duration, context.logs)
+    return CallResult(slug, hook, _decode_result(slug, text), row.version, duration, context.logs, result_json=text)
 
 
 class _Depth(threading.local):

@@ -95,9 +95,25 @@ def _dispatch_row(row: tuple[Any, ...]) -> DispatchRow:
     return DispatchRow(pk, slug, bool(enabled), tuple(hooks or ()), *rest, paused=paused_at is not None)
 
 
+# Columns whose change is not an edit of the plugin: writing only these leaves its
+# ``edit_token`` (optimistic concurrency, plugins_app.revisions) as it is.
+NOT_EDITS = frozenset({
+    "consecutive_failures", "paused_at", "paused_reason", "updated_at", "updated_by", "updated_by_id", "edit_token",
+})
+
+
 class PluginQuerySet(models.QuerySet["Plugin"]):
     def enabled(self) -> PluginQuerySet:
         return self.filter(enabled=True)
+
+    def update(self, **kwargs: Any) -> int:
+        """``QuerySet.update()`` that also rotates ``edit_token`` when it changes what an
+        operator edits (enable/disable, a grant bumping ``version``...), so that a form
+        opened before it is refused (see :mod:`plugins_app.revisions`). The circuit
+        breaker's columns and the "updated" stamps alone leave the token alone."""
+        if set(kwargs) - NOT_EDITS:
+            kwargs.setdefault("edit_token", uuid.uuid4())
+        return super().update(**kwargs)
 
     def dispatch_row(self, slug: str) -> DispatchRow | None:
         """Fetch what a hook call needs about plugin ``slug`` in one plain statement.
@@ -135,7 +151,7 @@ class Plugin(models.Model):
     slug = models.SlugField(_("slug"), max_length=64, unique=True, help_text=_("Stable, URL-safe identifier."))
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
-    source = models.TextField(_("source"), help_text=_("JavaScript defining `const plugin = { hook(...) { ... } }`."))
+    source = models.TextField(_("source"), help_text=_("JavaScript defining <code>const plugin = { hook(...) { ... } }</code>."))
     enabled = models.BooleanField(_("enabled"), default=False, db_index=True)
     memory_limit_mb = models.PositiveIntegerField(
         _("memory limit (MiB)"), default=default_memory_mb, help_text=_("V8 heap and buffer limit per call.")
@@ -147,22 +163,22 @@ class Plugin(models.Model):
         _("configuration"),
         default=default_config,
         blank=True,
-        help_text=_("JSON object, visible to the plugin as the read-only global `config`."),
+        help_text=_("JSON object, visible to the plugin as the read-only global <code>config</code>."),
     )
     config_schema = models.JSONField(
         _("configuration schema"),
         null=True,
         blank=True,
-        help_text=_("Optional JSON Schema that `config` must satisfy (checked on save)."),
+        help_text=_("Optional JSON Schema that <code>config</code> must satisfy (checked on save)."),
     )
     max_host_calls = models.PositiveIntegerField(
         _("host calls per call"), default=default_max_host_calls, help_text=_("db/storage calls allowed per hook call (log is capped separately).")
     )
     max_rows_read = models.PositiveIntegerField(
-        _("rows read per call"), default=default_max_rows_read, help_text=_("Rows `db` may return per hook call.")
+        _("rows read per call"), default=default_max_rows_read, help_text=_("Rows <code>db</code> may return per hook call.")
     )
     max_rows_written = models.PositiveIntegerField(
-        _("rows written per call"), default=default_max_rows_written, help_text=_("Rows `db` may create, update or delete per hook call.")
+        _("rows written per call"), default=default_max_rows_written, help_text=_("Rows <code>db</code> may create, update or delete per hook call.")
     )
     max_host_result_bytes = models.PositiveIntegerField(
         _("host result bytes per call"),
@@ -176,13 +192,19 @@ class Plugin(models.Model):
     )
     http_enabled = models.BooleanField(
         _("serves HTTP"), default=False,
-        help_text=_("Lets the plugin answer requests under /plugins/<slug>/ with its onRequest hook."),
+        help_text=_(
+            "Lets the plugin answer requests under <code>/plugins/&lt;slug&gt;/</code> with its <code>onRequest</code> hook."
+        ),
     )
     consecutive_failures = models.PositiveIntegerField(_("consecutive failures"), default=0, editable=False)
     paused_at = models.DateTimeField(_("paused at"), null=True, blank=True, editable=False)
     paused_reason = models.TextField(_("pause reason"), blank=True, editable=False)
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
     fingerprint = models.CharField(max_length=64, editable=False, blank=True)
+    edit_token = models.UUIDField(
+        _("edit token"), default=uuid.uuid4, editable=False,
+        help_text=_("Changes on every save: a form opened before another save is refused (plugins_app.revisions)."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     created_by = models.ForeignKey(
@@ -198,6 +220,9 @@ class Plugin(models.Model):
         ordering = ["slug"]
         verbose_name = _("plugin")
         verbose_name_plural = _("plugins")
+        # The admin console (plugins_app.admin.console); running a draft or a real (not dry)
+        # run there also needs the change permission.
+        permissions = [("run_console", _("Can run plugins from the console"))]
 
     def __str__(self) -> str:
         return self.name or self.slug
@@ -251,8 +276,18 @@ class Plugin(models.Model):
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "fingerprint", "version", "hooks"}
+        # Revisions and optimistic concurrency (plugins_app.revisions): every save that
+        # writes an edited column gets a new edit token and may record a revision.
+        update_fields = kwargs.get("update_fields")
+        edits = update_fields is None or bool(set(update_fields) - NOT_EDITS)
+        if edits:
+            self.edit_token = uuid.uuid4()
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "edit_token"}
         super().save(*args, **kwargs)
         self._sync_hook_index()
+        if edits:
+            _note_change(self.pk)
 
     def _sync_hook_index(self) -> None:
         wanted = set(self.hooks or ())
@@ -317,10 +352,12 @@ class PluginGrant(models.Model):
         validate_grant(self)
         super().save(*args, **kwargs)
         Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
+        _note_change(self.plugin_id)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         result = super().delete(*args, **kwargs)
         Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
+        _note_change(self.plugin_id)
         return result
 
 
@@ -398,3 +435,244 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hook} #{str(self.delivery_id)[:8]} ({self.get_state_display()})"
+
+
+# -- execution log and health (plugins_app.calllog, plugins_app.metrics) -----------------
+
+# Upper bounds (milliseconds) of the latency histogram buckets kept per plugin and minute
+# (CallMinute.h0 ... h15; h16 counts the slower calls). Changing them needs a migration.
+LATENCY_BOUNDS_MS: tuple[float, ...] = (
+    0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+)
+LATENCY_COLUMNS: tuple[str, ...] = tuple(f"h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
+
+
+class CallRecord(models.Model):
+    """One recorded hook call (the execution log): every failure, and a sample of the
+    successes (``CALL_LOG_SAMPLE_RATE``). Written by :mod:`plugins_app.calllog`'s
+    background writer, never by the call itself; read-only in the admin."""
+
+    class Outcome(models.TextChoices):
+        OK = "ok", _("ok")
+        ERROR = "error", _("error")
+        TIMEOUT = "timeout", _("timeout")
+        MEMORY = "memory", _("memory error")
+
+    class Caller(models.TextChoices):
+        PYTHON = "python", _("python")
+        VIEW = "view", _("view")
+        TEMPLATE = "template", _("template")
+        SIGNAL = "signal", _("signal")
+        BACKGROUND = "background", _("background")
+        ENDPOINT = "endpoint", _("endpoint")
+        CONSOLE = "console", _("console")
+        CLI = "cli", _("CLI")
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="call_records")
+    plugin_version = models.PositiveIntegerField(_("plugin version"))
+    hook = models.CharField(_("hook"), max_length=200)
+    caller = models.CharField(_("caller"), max_length=32, choices=Caller.choices, default=Caller.PYTHON)
+    started_at = models.DateTimeField(_("started"))
+    duration_ms = models.FloatField(_("duration (ms)"))
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
+    sampled = models.BooleanField(
+        _("sampled"), default=False, help_text=_("Recorded as part of the sample of successes (failures are all recorded).")
+    )
+    error_class = models.CharField(_("error class"), max_length=100, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+    js_error_name = models.CharField(_("JavaScript error name"), max_length=200, blank=True)
+    js_message = models.TextField(_("JavaScript message"), blank=True)
+    js_stack = models.TextField(_("JavaScript stack"), blank=True)
+    line = models.PositiveIntegerField(_("line"), null=True, blank=True)
+    column = models.PositiveIntegerField(_("column"), null=True, blank=True)
+    logs = models.JSONField(_("log lines"), default=list, blank=True)
+    logs_dropped = models.PositiveIntegerField(
+        _("log lines not kept"), default=0, help_text=_("Over MAX_LOG_LINES, or over the record's size cap.")
+    )
+    args = models.TextField(_("arguments"), blank=True, help_text=_("JSON list; cut at CALL_LOG_MAX_DATA_BYTES."))
+    args_bytes = models.PositiveIntegerField(_("arguments size (bytes)"), default=0)
+    result = models.TextField(_("result"), blank=True, help_text=_("JSON; cut at CALL_LOG_MAX_DATA_BYTES."))
+    result_bytes = models.PositiveIntegerField(_("result size (bytes)"), default=0)
+    redacted = models.BooleanField(
+        _("arguments and result redacted"), default=False, help_text=_("CALL_LOG_REDACT_ARGS was on: neither was stored.")
+    )
+    host_calls = models.PositiveIntegerField(_("host calls"), default=0)
+    rows_read = models.PositiveIntegerField(_("rows read"), default=0)
+    rows_written = models.PositiveIntegerField(_("rows written"), default=0)
+    host_result_bytes = models.PositiveIntegerField(_("host result bytes"), default=0)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["plugin", "-started_at"], name="plugins_app_call_plugin"),
+            models.Index(fields=["started_at"], name="plugins_app_call_started"),
+            models.Index(fields=["outcome", "-started_at"], name="plugins_app_call_outcome"),
+        ]
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+
+    def __str__(self) -> str:
+        return f"{self.hook} ({self.get_outcome_display()}, {self.duration_ms:.1f} ms)"
+
+    @property
+    def args_complete(self) -> bool:
+        """Whether ``args`` holds the whole argument list (not cut, not redacted)."""
+        return not self.redacted and bool(self.args) and len(self.args.encode("utf-8")) >= self.args_bytes
+
+
+class _CallCounters(models.Model):
+    """Counters shared by the per-minute aggregates and the running totals."""
+
+    calls = models.PositiveBigIntegerField(_("calls"), default=0)
+    errors = models.PositiveBigIntegerField(_("errors"), default=0, help_text=_("Every failed call, timeouts included."))
+    timeouts = models.PositiveBigIntegerField(_("timeouts"), default=0)
+    memory_errors = models.PositiveBigIntegerField(_("memory errors"), default=0)
+    log_dropped = models.PositiveBigIntegerField(
+        _("log records dropped"), default=0, help_text=_("Calls that should have been recorded, dropped (queue full).")
+    )
+    duration_ms_sum = models.FloatField(_("total duration (ms)"), default=0.0)
+    duration_ms_max = models.FloatField(_("longest call (ms)"), default=0.0)
+    last_called = models.DateTimeField(_("last called"), null=True, blank=True)
+    # Latency histogram: calls per bucket of LATENCY_BOUNDS_MS (h16: slower than the last bound).
+    h0 = models.PositiveBigIntegerField(default=0)
+    h1 = models.PositiveBigIntegerField(default=0)
+    h2 = models.PositiveBigIntegerField(default=0)
+    h3 = models.PositiveBigIntegerField(default=0)
+    h4 = models.PositiveBigIntegerField(default=0)
+    h5 = models.PositiveBigIntegerField(default=0)
+    h6 = models.PositiveBigIntegerField(default=0)
+    h7 = models.PositiveBigIntegerField(default=0)
+    h8 = models.PositiveBigIntegerField(default=0)
+    h9 = models.PositiveBigIntegerField(default=0)
+    h10 = models.PositiveBigIntegerField(default=0)
+    h11 = models.PositiveBigIntegerField(default=0)
+    h12 = models.PositiveBigIntegerField(default=0)
+    h13 = models.PositiveBigIntegerField(default=0)
+    h14 = models.PositiveBigIntegerField(default=0)
+    h15 = models.PositiveBigIntegerField(default=0)
+    h16 = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+    def histogram(self) -> list[int]:
+        """Calls per latency bucket (see ``LATENCY_BOUNDS_MS``; the last is the overflow)."""
+        return [getattr(self, name) for name in LATENCY_COLUMNS]
+
+
+class CallMinute(_CallCounters):
+    """All calls of one plugin in one minute, every call counted (not sampled): what the
+    health view and charts read. Upserted with increments by every process."""
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="call_minutes")
+    minute = models.DateTimeField(_("minute"))
+
+    class Meta:
+        ordering = ["plugin", "minute"]
+        constraints = [models.UniqueConstraint(fields=["plugin", "minute"], name="plugins_app_callminute_unique")]
+        indexes = [models.Index(fields=["minute"], name="plugins_app_callminute_minute")]
+        verbose_name = _("calls in a minute")
+        verbose_name_plural = _("calls per minute")
+
+    def __str__(self) -> str:
+        return f"{self.plugin_id}@{self.minute:%Y-%m-%d %H:%M}: {self.calls}"
+
+
+class CallTotal(_CallCounters):
+    """All calls of one plugin since it was installed: monotonic counters for Prometheus
+    (never pruned; deleted with the plugin)."""
+
+    plugin = models.OneToOneField(Plugin, on_delete=models.CASCADE, primary_key=True, related_name="call_total")
+
+    class Meta:
+        verbose_name = _("call totals")
+        verbose_name_plural = _("call totals")
+
+    def __str__(self) -> str:
+        return f"{self.plugin_id}: {self.calls}"
+
+
+# -- revisions (plugins_app.revisions) ------------------------------------------------------
+
+
+def _note_change(plugin_pk: Any) -> None:
+    """A plugin or one of its grants was saved: let :mod:`plugins_app.revisions` record a
+    revision if what it snapshots changed (now, or when the surrounding
+    ``revisions.recording()`` block ends)."""
+    from . import revisions
+
+    revisions.note_change(plugin_pk)
+
+
+class PluginRevision(models.Model):
+    """An immutable snapshot of what a plugin runs with, recorded by every save that changes it.
+
+    Holds the source, configuration, schema, limits, ``http_enabled`` and the grants (as
+    data), who saved it, when, how (admin, command line, code, migration) and why (the
+    comment). ``number`` counts 1, 2, 3... per plugin. See :mod:`plugins_app.revisions`.
+    """
+
+    class Origin(models.TextChoices):
+        ADMIN = "admin", _("admin")
+        CLI = "cli", _("command line")
+        CODE = "code", _("code")
+        MIGRATION = "migration", _("migration")
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField(_("revision"))
+    created_at = models.DateTimeField(_("saved at"), default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        verbose_name=_("saved by"),
+    )
+    created_by_name = models.CharField(
+        _("saved by (name)"), max_length=150, blank=True,
+        help_text=_("The user's name when it was saved, or the shell user for the command line."),
+    )
+    origin = models.CharField(_("saved from"), max_length=16, choices=Origin.choices, default=Origin.CODE)
+    comment = models.TextField(_("comment"), blank=True)
+    rolled_back_to = models.PositiveIntegerField(
+        _("rollback to"), null=True, blank=True, help_text=_("The revision this one restored, for a rollback.")
+    )
+    changes = models.JSONField(
+        _("changed"), default=list, blank=True, help_text=_("What differs from the previous revision.")
+    )
+    plugin_version = models.PositiveIntegerField(_("plugin version"), default=0)
+    source = models.TextField(_("source"))
+    config = models.JSONField(_("configuration"), default=dict, blank=True)
+    config_schema = models.JSONField(_("configuration schema"), null=True, blank=True)
+    memory_limit_mb = models.PositiveIntegerField(_("memory limit (MiB)"))
+    timeout_ms = models.PositiveIntegerField(_("time limit (ms)"))
+    max_host_calls = models.PositiveIntegerField(_("host calls per call"))
+    max_rows_read = models.PositiveIntegerField(_("rows read per call"))
+    max_rows_written = models.PositiveIntegerField(_("rows written per call"))
+    max_host_result_bytes = models.PositiveIntegerField(_("host result bytes per call"))
+    http_enabled = models.BooleanField(_("serves HTTP"), default=False)
+    grants = models.JSONField(
+        _("grants"), default=list, blank=True,
+        help_text=_('[{"model", "read", "create", "update", "can_delete"}, ...], by model.'),
+    )
+
+    class Meta:
+        ordering = ["plugin", "-number"]
+        constraints = [models.UniqueConstraint(fields=["plugin", "number"], name="plugins_app_revision_unique_number")]
+        verbose_name = _("plugin revision")
+        verbose_name_plural = _("plugin revisions")
+
+    def __str__(self) -> str:
+        return f"{self.plugin_id} r{self.number}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Plugin revisions are immutable: record a new one instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError("Plugin revisions are immutable; they are deleted with their plugin.")
+
+    @property
+    def author(self) -> str:
+        """Who saved it, for display: the user's current name, else the name recorded."""
+        if self.created_by_id is not None and self.created_by is not None:
+            return self.created_by.get_username()
+        return self.created_by_name

@@ -155,10 +155,11 @@ def deliver(delivery_id: Any) -> Attempt:
     if not plugin.enabled or plugin.paused_at is not None:
         return _wait(row, "the plugin is disabled" if not plugin.enabled else "the plugin is paused")
     meta = {**row.meta, "deliveryId": str(row.delivery_id), "attempt": row.attempts}
-    from . import hooks
+    from . import calllog, hooks
 
     try:
-        result = hooks.run(plugin.slug, row.hook, *row.args, meta)
+        with calllog.caller("background" if row.mode == Delivery.Mode.BACKGROUND else "signal"):
+            result = hooks.run(plugin.slug, row.hook, *row.args, meta)
     except PluginDisabled as exc:  # disabled or paused between the check and the call
         return _wait(row, str(exc))
     except (HookNotFound, PluginNotFound) as exc:

@@ -22,7 +22,7 @@ from django.db import models
 from django.dispatch import Signal, receiver
 from django.utils.functional import Promise
 
-from . import conf, hooks, outbox
+from . import calllog, conf, hooks, outbox
 from . import signals as bindings_module
 from .exceptions import PluginDataError
 from .exposure import Exposure, exposed_row, get_exposure, json_value, model_label
@@ -148,7 +148,8 @@ def dispatch(binding: Binding, args: tuple[Any, ...], *, using: str | None = Non
 
 
 def _run_action(hook: str, args: tuple[Any, ...]) -> list[hooks.ActionResult]:
-    results = hooks.do_action(hook, *args)  # failures are logged by do_action, per plugin
+    with calllog.caller("signal"):
+        results = hooks.do_action(hook, *args)  # failures are logged by do_action, per plugin
     logger.debug("action %r ran %d plugin(s)", hook, len(results))
     return results
 
@@ -201,7 +202,8 @@ def _filter_instance(
             "adding": instance._state.adding,
             "update_fields": sorted(update_fields) if update_fields is not None else None,
         }
-        after = hooks.apply_filters(binding.hook, before, meta, fail_closed=binding.fail_closed)
+        with calllog.caller("signal"):
+            after = hooks.apply_filters(binding.hook, before, meta, fail_closed=binding.fail_closed)
         _apply_changes(binding, exposure, instance, before, after, update_fields)
 
 

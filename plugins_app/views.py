@@ -27,7 +27,7 @@ from django.http import (
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_protect
 
-from . import conf, hooks
+from . import calllog, conf, hooks
 from .exceptions import HookNotFound, PluginBusy, PluginDisabled, PluginError, PluginNotFound, PluginTimeout
 from .host_api.log import log_safe, plugin_extra
 from .sandbox import jsondata
@@ -119,7 +119,8 @@ def filter_value(
     is :func:`request_info`. Failing plugins are skipped (logged) unless
     ``fail_closed=True``; see :func:`plugins_app.hooks.apply_filters`.
     """
-    return hooks.apply_filters(hook, value, request_info(request), *args, fail_closed=fail_closed, timeout=timeout)
+    with calllog.caller("view"):
+        return hooks.apply_filters(hook, value, request_info(request), *args, fail_closed=fail_closed, timeout=timeout)
 
 
 async def arequest_info(request: HttpRequest) -> dict[str, Any]:
@@ -140,7 +141,8 @@ async def afilter_value(
 ) -> Any:
     """Async twin of :func:`filter_value`, for ``async def`` views."""
     info = await arequest_info(request)
-    return await hooks.aapply_filters(hook, value, info, *args, fail_closed=fail_closed, timeout=timeout)
+    with calllog.caller("view"):
+        return await hooks.aapply_filters(hook, value, info, *args, fail_closed=fail_closed, timeout=timeout)
 
 
 # -- plugin-served endpoints ----------------------------------------------------------
@@ -391,7 +393,8 @@ def endpoint(request: HttpRequest, slug: str, path: str = "") -> HttpResponse:
     except _Refused as refused:
         return _plain(refused.status, refused.message)
     try:
-        result = hooks.run(slug, ENDPOINT_HOOK, req)
+        with calllog.caller("endpoint"):
+            result = hooks.run(slug, ENDPOINT_HOOK, req)
     except (PluginNotFound, PluginDisabled, HookNotFound):
         # Changed between the check above and the call.
         raise Http404("No such page.") from None

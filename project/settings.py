@@ -73,6 +73,10 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
     )
 }
+# No ATOMIC_REQUESTS: the demo's home page bumps one hot storage row per view, which would
+# then stay locked until each request ends (docs/deployment.md). Bound models are saved
+# in transactions anyway (the admin's change views, seed_demo), so their outbox rows commit
+# with them.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers queue on the database lock (busy timeout) instead of failing with
     # "database is locked" when a transaction that read first tries to write.
@@ -96,14 +100,69 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` copies the admin's files here; the reverse proxy serves them.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles"
 
+# Production behind a TLS-terminating reverse proxy that sets X-Forwarded-Proto (and
+# strips it from clients): HTTPS=1 turns on secure cookies, the redirect to https and
+# HSTS. Off by default, so the demo also runs on plain http://127.0.0.1. See
+# docs/deployment.md.
+if _env_bool("HTTPS", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "3600"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+
+
+def _log_context():
+    """A logging filter (factory) that gives every record ``context``: `` [plugin=slug
+    sandbox_pid=123]`` from the extras plugins_app sets (``record.plugin`` on records about
+    a plugin, ``record.sandbox_pid`` on a sandbox's), or ``""`` when there are none."""
+
+    def add_context(record):
+        parts = [
+            f"{name}={value}"
+            for name, value in (("plugin", getattr(record, "plugin", None)), ("sandbox_pid", getattr(record, "sandbox_pid", None)))
+            if value not in (None, "")
+        ]
+        record.context = f" [{' '.join(parts)}]" if parts else ""
+        return True
+
+    return add_context
+
+
+# Logging: one console handler on the root logger, writing to stderr (collected by
+# gunicorn, systemd or the container runtime). In production (DEBUG=0) it shows warnings
+# and errors: every request that fails with a 500 (django.request, with its traceback),
+# Django's security warnings, and plugins_app's warnings and errors (failed deliveries,
+# crashed sandboxes, paused plugins, plugins' console.warn/error lines), each with its
+# logger name, level, and the plugin and sandbox it is about. In development (DEBUG=1)
+# plugins_app's INFO lines too. A Celery worker replaces the root handler with its own,
+# so the same records appear once in the worker's log. See docs/deployment.md.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "context": {"()": _log_context},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "console": {"format": "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["context"]},  # stderr
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler", "level": "ERROR", "filters": ["require_debug_false"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
-        "plugins_app": {"handlers": ["console"], "level": os.environ.get("PLUGINS_LOG_LEVEL", "INFO")},
+        # Django's own default sends these to a console handler only when DEBUG is on: here
+        # they reach the root's console in every mode (and ADMINS by mail in production).
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "plugins_app": {"level": os.environ.get("PLUGINS_LOG_LEVEL", "INFO" if DEBUG else "WARNING")},
         # Plugins' own log() lines: shown on the demo page and by `plugins call`, so
         # only warnings and errors are echoed to the console as well.
         "plugins_app.plugins": {"level": os.environ.get("PLUGINS_PLUGIN_LOG_LEVEL", "WARNING")},

@@ -34,3 +34,24 @@ def greeter(make_plugin: Callable[..., Plugin]) -> Plugin:
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# -- the execution log's writer thread (plugins_app.calllog) ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _call_log_writer_guard(django_db_setup: None, django_db_blocker: Any) -> Any:
+    """Set up after the test database, so torn down before it: stops the writer thread
+    (which has a database connection of its own) before the database is dropped."""
+    yield
+    from plugins_app import calllog
+
+    with django_db_blocker.unblock():
+        calllog.clear()
+        calllog.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _call_log_writer_stopped_at_the_end(request: pytest.FixtureRequest) -> None:
+    if "django_db_setup" in request.fixturenames:
+        request.getfixturevalue("_call_log_writer_guard")

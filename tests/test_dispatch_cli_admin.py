@@ -294,5 +294,5 @@ def test_view_only_staff_cannot_resume_but_see_the_paused_state(client, staff_vi
 
 def test_try_page_mentions_a_paused_plugin(admin_client, greeter):
     pause(greeter)
-    body = admin_client.get(reverse("admin:plugins_app_plugin_try", args=[greeter.pk])).content.decode()
+    body = admin_client.get(reverse("admin:plugins_app_plugin_console", args=[greeter.pk])).content.decode()
     assert "paused by the circuit breaker" in body

@@ -1,5 +1,7 @@
-"""Django admin for plugins: install, edit, enable/disable, resume paused plugins, grant
-model access, try hooks, and see each plugin's failed deliveries."""
+"""Django admin for plugins: install (or upload a .js file), edit, enable/disable, resume
+paused plugins, grant model access, and see each plugin's failed deliveries. The console
+(admin/console.py), export/import (admin/transfer.py) and the page's buttons
+(admin/buttons.py) are mixed into ``PluginAdmin``."""
 from __future__ import annotations
 
 import json
@@ -8,24 +10,28 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminBigIntegerFieldWidget
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.http import HttpRequest, HttpResponse
+from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
-from .. import breaker, hooks
-from ..exceptions import PluginError, PluginScriptError
-from ..forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm, TryHookForm
-from ..models import Delivery, Plugin, PluginGrant, StorageItem
+from .. import breaker
+from ..forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm
+from ..models import Delivery, Plugin, PluginGrant, PluginHook, StorageItem
+from ..widgets import code_block, editor_media
+from .buttons import PluginButtonsMixin
+from .calls import HEALTH_FIELDSET, HealthAdminMixin  # health: page, panel, list column
+from .console import ConsoleAdminMixin, can_run_console, console_button
 from .deliveries import can_view_deliveries, delivery_list_url
+from .revisions import RevisionsAdminMixin
+from .transfer import TransferAdminMixin
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
@@ -126,17 +132,21 @@ class PausedListFilter(admin.SimpleListFilter):
 
 
 @admin.register(Plugin)
-class PluginAdmin(admin.ModelAdmin):
+class PluginAdmin(
+    HealthAdminMixin, ConsoleAdminMixin, TransferAdminMixin, PluginButtonsMixin, RevisionsAdminMixin, admin.ModelAdmin
+):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)
-    list_display = (
-        "name", "slug", "enabled", "paused", "failed_deliveries", "priority", "http_enabled", "hook_list", "version",
-        "limits", "updated_at",
-    )
-    list_display_links = ("name", "slug")
+    # Fits 1280 px with both sidebars open, where the results get ~630 px (measured in
+    # Chromium, with room for a 150 px column more): the name, slug and "serves HTTP" share
+    # a column, version, limits and dates are on the plugin's page, headers and hooks wrap
+    # and cells are padded less (change_list.html); "paused" marks only paused plugins.
+    list_display = ("name_and_slug", "enabled", "paused", "call_health", "failed_deliveries", "priority", "hook_list")
+    list_display_links = ("name_and_slug",)
     list_editable = ("priority",)
     list_filter = ("enabled", PausedListFilter, "http_enabled")
-    search_fields = ("slug", "name", "description")
+    # hook_index__name: plugins by the hooks they define (the list search ignored them).
+    search_fields = ("slug", "name", "description", "hook_index__name")
     readonly_fields = (
         "hook_list",
         "version",
@@ -144,14 +154,14 @@ class PluginAdmin(admin.ModelAdmin):
         "updated_at",
         "created_by",
         "updated_by",
-        "try_link",
+        "console_link",
         "source_code",
         "config_json",
         "config_schema_json",
         *BREAKER_FIELDS,
     )
     prepopulated_fields = {"slug": ("name",)}
-    actions = ("enable_plugins", "disable_plugins", "resume_plugins")
+    actions = ("enable_plugins", "disable_plugins", "resume_plugins", "export_plugins")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Plugin]:
         # One correlated subquery for the whole page (no query per row, no GROUP BY over
@@ -173,6 +183,12 @@ class PluginAdmin(admin.ModelAdmin):
         self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
         form_url: str = "", obj: Plugin | None = None,
     ) -> HttpResponse:
+        context["media"] = context["media"] + editor_media()  # read-only code blocks (view-only users)
+        if obj is not None and obj.pk is not None:
+            context["plugin_buttons"] = self.plugin_buttons(request, obj)
+            reason = " ".join((obj.paused_reason or "").split())
+            # The banner's sentence ends with a full stop, whatever the reason ends with.
+            context["paused_reason_sentence"] = reason if reason.endswith((".", "!", "?")) else f"{reason}."
         if obj is not None and obj.pk is not None and can_view_deliveries(request):
             context["deliveries_url"] = delivery_list_url(plugin_id=obj.pk, site_name=self.admin_site.name)
             failed = getattr(obj, "failed_deliveries", None)
@@ -181,17 +197,25 @@ class PluginAdmin(admin.ModelAdmin):
             context["failed_deliveries"] = failed
         return super().render_change_form(request, context, add, change, form_url, obj)
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name in HOST_LIMIT_FIELDS:
+            # The admin's integer input is 5em wide: 1048576 showed as "104857".
+            kwargs["widget"] = AdminBigIntegerFieldWidget
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:
         if obj is None:
             # Hooks, version and history only exist once the plugin is saved.
             return [
                 MAIN_FIELDSET,
-                ("Code", {"fields": ("source",)}),
+                ("Code", {"fields": ("source", "source_file")}),
                 LIMITS_FIELDSET,
                 ("Configuration", {"fields": ("config", "config_schema")}),
             ]
         if self.has_change_permission(request, obj):
-            code: Sequence[str] = ("source", "hook_list", "try_link")
+            code: Sequence[str] = ("source", "source_file", "hook_list")
+            if can_run_console(request):
+                code = (*code, "console_link")
             config: Sequence[str] = ("config", "config_schema")
         else:
             # Read-only: show code and JSON verbatim, and no link to a page that would refuse.
@@ -203,6 +227,7 @@ class PluginAdmin(admin.ModelAdmin):
             LIMITS_FIELDSET,
             ("Configuration", {"fields": config}),
             BREAKER_FIELDSET,
+            HEALTH_FIELDSET,
             HISTORY_FIELDSET,
         ]
 
@@ -211,9 +236,21 @@ class PluginAdmin(admin.ModelAdmin):
     def hook_list(self, obj: Plugin) -> str:
         return ", ".join(obj.hooks or []) or "—"
 
-    @admin.display(description="paused", boolean=True, ordering="paused_at")
-    def paused(self, obj: Plugin) -> bool:
-        return obj.is_paused
+    @admin.display(description="paused", ordering="paused_at")
+    def paused(self, obj: Plugin) -> SafeString | None:
+        """A mark on paused plugins only (None shows the list's "-"): a red cross on every
+        healthy plugin read as "something is wrong"."""
+        if not obj.is_paused:
+            return None
+        return format_html(
+            '<span class="plugin-paused" title="{}"><img src="{}" alt="Paused"> paused</span>',
+            obj.paused_reason or "paused by the circuit breaker", static("admin/img/icon-alert.svg"),
+        )
+
+    @admin.display(description="plugin", ordering="name")
+    def name_and_slug(self, obj: Plugin) -> SafeString:
+        http = format_html('<br><span class="plugin-http">{}</span>', "serves HTTP") if obj.http_enabled else ""
+        return format_html('{}<br><span class="plugin-slug">{}</span>{}', obj.name, obj.slug, http)
 
     @admin.display(description="limits")
     def limits(self, obj: Plugin) -> str:
@@ -231,24 +268,23 @@ class PluginAdmin(admin.ModelAdmin):
         url = delivery_list_url(plugin_id=obj.pk, state=Delivery.State.FAILED, site_name=self.admin_site.name)
         return format_html('<a class="delivery-failed-count" href="{}">{}</a>', url, count)
 
-    @admin.display(description="try it")
-    def try_link(self, obj: Plugin) -> str:
-        url = reverse("admin:plugins_app_plugin_try", args=[obj.pk], current_app=self.admin_site.name)
-        return format_html('<a class="button" href="{}">Call a hook…</a>', url)
+    @admin.display(description="console")
+    def console_link(self, obj: Plugin) -> str:
+        return console_button(obj, self.admin_site.name)
 
     @admin.display(description="source")
     def source_code(self, obj: Plugin) -> str:
-        return format_html('<pre class="plugin-source">{}</pre>', obj.source)
+        return code_block(obj.source, "javascript", "plugin-source")
 
     @admin.display(description="configuration")
     def config_json(self, obj: Plugin) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.config, indent=2, ensure_ascii=False))
+        return code_block(json.dumps(obj.config, indent=2, ensure_ascii=False), "json")
 
     @admin.display(description="configuration schema")
     def config_schema_json(self, obj: Plugin) -> str:
         if obj.config_schema is None:
             return "—"
-        return format_html("<pre>{}</pre>", json.dumps(obj.config_schema, indent=2, ensure_ascii=False))
+        return code_block(json.dumps(obj.config_schema, indent=2, ensure_ascii=False), "json")
 
     # -- saving --------------------------------------------------------------------------------
     def save_model(self, request: HttpRequest, obj: Plugin, form: forms.ModelForm, change: bool) -> None:
@@ -321,44 +357,31 @@ class PluginAdmin(admin.ModelAdmin):
             text += f" {unchanged} already {verb.lower()}."
         self.message_user(request, text, messages.SUCCESS if changing else messages.WARNING)
 
-    # -- "try a hook" page ------------------------------------------------------------------------
-    def get_urls(self) -> list[URLPattern]:
-        extra = [
-            path(
-                "<path:object_id>/try/",
-                self.admin_site.admin_view(self.try_view),
-                name="plugins_app_plugin_try",
-            )
-        ]
-        return extra + super().get_urls()
+    # -- the delete page -------------------------------------------------------------------------
+    # Internal rows deleted with a plugin, left out of the delete confirmation's list and
+    # counts (they meant nothing to an operator: "Plugin hook: 5:big").
+    HIDDEN_WHEN_DELETING: tuple[type, ...] = (PluginHook,)
 
-    def try_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        request.current_app = self.admin_site.name
-        plugin = self.get_object(request, object_id)
-        if plugin is None:
-            raise Http404(f"No plugin with ID {object_id!r}.")
-        # Calling runs plugin code with the site's data: it needs the change permission.
-        if not self.has_change_permission(request, plugin):
-            raise PermissionDenied
-        form = TryHookForm(request.POST or None, hooks=plugin.hooks)
-        result: hooks.CallResult | None = None
-        error: str | None = None
-        if request.method == "POST" and form.is_valid():
-            try:
-                result = hooks.run(plugin.slug, form.cleaned_data["hook"], *form.cleaned_data["args"], require_enabled=False)
-            except PluginError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, PluginScriptError) and exc.stack:
-                    error += "\n\n" + exc.stack
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "original": plugin,
-            "plugin": plugin,
-            "form": form,
-            "result": result,
-            "result_json": json.dumps(result.value, indent=2, ensure_ascii=False) if result else None,
-            "error": error,
-            "title": f"Call a hook of {plugin}",
-        }
-        return TemplateResponse(request, "admin/plugins_app/plugin/try.html", context)
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        prefixes = tuple(f"{capfirst(model._meta.verbose_name)}: " for model in self.HIDDEN_WHEN_DELETING)
+        for model in self.HIDDEN_WHEN_DELETING:
+            model_count.pop(model._meta.verbose_name_plural, None)
+        return _without_items(to_delete, prefixes), model_count, perms_needed, protected
+
+
+def _without_items(nested: list[Any], prefixes: tuple[str, ...]) -> list[Any]:
+    """``nested`` (the delete page's list: items, each optionally followed by the list of
+    what it takes along) without the items starting with ``prefixes`` and their lists."""
+    kept: list[Any] = []
+    skip_children = False
+    for item in nested:
+        if isinstance(item, list):
+            if not skip_children:
+                kept.append(_without_items(item, prefixes))
+            skip_children = False
+            continue
+        skip_children = str(item).startswith(prefixes)
+        if not skip_children:
+            kept.append(item)
+    return kept

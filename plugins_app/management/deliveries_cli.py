@@ -196,9 +196,17 @@ class DeliveryCommands:
         self.stdout.flush()
 
     def do_prune(self, options: dict[str, Any]) -> None:
+        from plugins_app import calllog
+
         counts = outbox.prune()
         self.stdout.write(
             f"Pruned {counts['delivered']} delivered and {counts['failed']} failed or discarded deliveries "
             f"(kept: delivered for {conf.get('DELIVERY_RETENTION_DAYS')} days, failed and discarded for "
             f"{conf.get('DELIVERY_FAILED_RETENTION_DAYS')} days)."
+        )
+        calls = calllog.prune_calls()
+        self.stdout.write(
+            f"Pruned {calls['calls']} call records and {calls['minutes']} per-minute metrics rows "
+            f"(kept: calls for {conf.get('CALL_LOG_RETENTION_DAYS')} days, metrics for "
+            f"{conf.get('METRICS_RETENTION_DAYS')} days)."
         )

@@ -22,7 +22,7 @@ from django.utils.functional import Promise
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import conf, hooks
+from .. import calllog, conf, hooks
 from ..exposure import exposed_row, get_exposure, model_label
 from ..host_api.log import plugin_extra
 from ..sandbox import jsondata
@@ -159,7 +159,9 @@ def plugin_hook(hook: str, *args: Any) -> SafeString:
         logger.warning("{%% plugin_hook %r %%} not run: %s", hook, exc)
         return SafeString("")
     parts = []
-    for result in hooks.do_action(str(hook), *data):
+    with calllog.caller("template"):
+        results = hooks.do_action(str(hook), *data)
+    for result in results:
         if result.ok:
             parts.append(render_result(result.slug, hook, result.value))
     return mark_safe("".join(parts))  # noqa: S308 - each part is escaped or sanitized

@@ -141,19 +141,29 @@ class Walkthrough:
         page.goto(self.url(f"/admin/plugins_app/plugin/?q={query}"))
         return len(page.query_selector_all("#result_list tbody tr"))
 
+    def fill(self, page: Page, field_name: str, value: str) -> None:
+        """Fill a form field; source, config and schema through their code editor (CodeMirror),
+        which hides the textarea it keeps in sync."""
+        selector = f"#id_{field_name}"
+        if page.locator(f"{selector}[data-code-editor]").count():
+            page.wait_for_selector(f"{selector}[data-code-editor-ready]", state="attached")
+            page.evaluate("([s, v]) => window.PluginsAppEditor.get(s).setValue(v)", [selector, value])
+        else:
+            page.fill(selector, value)
+
     def fill_plugin(self, page: Page, name: str, slug: str, source: str, **values: str) -> None:
         page.goto(self.url("/admin/plugins_app/plugin/add/"))
         page.fill("#id_name", name)
         page.press("#id_name", "Tab")  # let the slug prepopulation run before we overwrite it
         page.fill("#id_slug", slug)
-        page.fill("#id_source", source)
+        self.fill(page, "source", source)
         for field_name, value in values.items():
-            page.fill(f"#id_{field_name}", value)
+            self.fill(page, field_name, value)
 
     def call_hook(self, page: Page, try_url: str, hook: str, args: str) -> Response | None:
         page.goto(try_url)
         page.select_option("#id_hook", hook)
-        page.fill("#id_args", args)
+        self.fill(page, "args", args)
         return self.submit(page, "#content-main form input[type=submit]")
 
     def open_try_page(self, page: Page, slug: str) -> str:
@@ -333,7 +343,7 @@ class Walkthrough:
         self.shot(page, "07_retry_now_retrying")
 
         page.goto(plugin_url)  # the plugin loses the hook: the next attempt fails for good
-        page.fill("#id_source", UNHOOKED_SOURCE)
+        self.fill(page, "source", UNHOOKED_SOURCE)
         self.submit(page, "input[name=_continue]")
         page.goto(list_url)
         text = self.delivery_action(page, "retry_now")

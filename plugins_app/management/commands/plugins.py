@@ -1,6 +1,6 @@
 """``manage.py plugins``: install, list, enable, disable, resume and call plugins, run
-actions and filters across plugins, grant plugins access to exposed models, and list,
-deliver and prune the delivery outbox, from the shell."""
+actions and filters across plugins, grant plugins access to exposed models, export and
+import plugins, and list, deliver and prune the delivery outbox, from the shell."""
 from __future__ import annotations
 
 import argparse
@@ -13,13 +13,17 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from plugins_app import breaker, doctor, hooks
+from plugins_app import breaker, calllog, doctor, hooks
 from plugins_app.exceptions import PluginError
 from plugins_app.host_api.log import log_safe
 from plugins_app.exposure import get_exposure
 from plugins_app.forms import split_field_names
 from plugins_app.management.argtypes import seconds
 from plugins_app.management.deliveries_cli import DeliveryCommands, add_delivery_arguments
+from plugins_app.management.transfer_cli import TransferCommands, add_transfer_arguments
+from plugins_app.management.revisions_cli import (
+    RevisionCommands, add_install_revision_arguments, add_revision_arguments, cli_recording,
+)
 from plugins_app.models import Plugin, PluginGrant
 
 
@@ -52,18 +56,29 @@ def describe_grant(grant: PluginGrant) -> str:
     )
 
 
-class Command(DeliveryCommands, BaseCommand):
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose ``--help`` has a description: their one-line help, unless given."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if kwargs.get("help") and not kwargs.get("description"):
+            kwargs["description"] = kwargs["help"]
+        return super().add_parser(name, **kwargs)
+
+
+class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand):
     help = (
         "Manage JavaScript plugins: install, list, enable, disable, resume, call, do-action, "
-        "apply-filters, grant, revoke, grants, doctor; and their deliveries: deliveries, deliver, prune."
+        "apply-filters, grant, revoke, grants, doctor, export, import; their revisions: revisions, rollback; "
+        "and their deliveries: deliveries, deliver, prune."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION", action=_Subcommands)
 
         install = sub.add_parser("install", help="Install a plugin from a file, or save a new version of it.")
         install.add_argument("file", metavar="FILE.js")
         install.add_argument("--slug", required=True)
+        add_install_revision_arguments(install)  # --comment, --if-revision
         install.add_argument("--name")
         install.add_argument("--description")
         install.add_argument("--enable", action="store_true", help="Enable the plugin after installing it.")
@@ -158,13 +173,17 @@ class Command(DeliveryCommands, BaseCommand):
             "--strict", action="store_true", help="Exit 1 when a layer the settings ask for is not active."
         )
 
+        add_transfer_arguments(sub)
         add_delivery_arguments(sub)
+        add_revision_arguments(sub)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         handler = getattr(self, f"do_{action.replace('-', '_')}")
         try:
-            handler(options)
+            # Revisions recorded by this command: the shell user, from the CLI; hook calls: caller "cli".
+            with cli_recording(), calllog.caller("cli"):
+                handler(options)
         except PluginError as exc:
             self.stderr.write(_error_text(exc))
             sys.exit(1)
@@ -179,6 +198,7 @@ class Command(DeliveryCommands, BaseCommand):
         slug = options["slug"]
         plugin = Plugin.objects.filter(slug=slug).first()
         created = plugin is None
+        self.check_if_revision(plugin, slug, options["if_revision"])
         if plugin is None:
             plugin = Plugin(slug=slug, name=options["name"] or slug)
         elif options["name"]:
@@ -208,7 +228,11 @@ class Command(DeliveryCommands, BaseCommand):
                     label = f"{path}: " if field == "source" else f"{field}: "
                     self.stderr.write(f"{label}{message}")
             sys.exit(1)
-        with transaction.atomic():
+        with transaction.atomic(), cli_recording(options["comment"]) as recording:
+            if options["if_revision"] is not None:  # again, under the row lock, after validating
+                self.check_if_revision(
+                    Plugin.objects.select_for_update().filter(slug=slug).first(), slug, options["if_revision"]
+                )
             if created:
                 plugin.save()
             else:
@@ -228,6 +252,7 @@ class Command(DeliveryCommands, BaseCommand):
             f"{verb} {plugin.slug} version {plugin.version} ({state}, priority {plugin.priority}); "
             f"hooks: {', '.join(plugin.hooks)}"
         )
+        self.write_recorded(recording.recorded)
 
     def do_list(self, options: dict[str, Any]) -> None:
         """One line per plugin, by slug; a paused plugin gets a second line with when and why."""
