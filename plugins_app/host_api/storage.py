@@ -107,7 +107,9 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
     if not _is_int(by):
         raise HostCallError("TypeError", "incr() needs an integer amount")
     items = _items(ctx).filter(key=key)
-    for _attempt in range(3):
+    # A retry follows a concurrent creation of the key (IntegrityError); several racing
+    # creators on a loaded database can take a few rounds.
+    for _attempt in range(5):
         with transaction.atomic(), _overflow_is_an_error():
             # One UPDATE is atomic on every backend; the row stays locked until the end
             # of this transaction, so reading it back returns exactly our sum.
