@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -200,13 +201,21 @@ def test_a_draft_with_a_bad_config_is_reported_on_the_config(admin_client, greet
 
 def test_errors_at_run_time_give_line_and_column(admin_client, make_plugin):
     plugin = make_plugin("const plugin = {\n  nope(x) {\n    return x.y.z;\n  },\n};", slug="nope")
-    response = post_run(admin_client, plugin, "nope", [{}])
+    # As the page posts it: the draft boxes hold the saved version.
+    response = post_run(admin_client, plugin, "nope", [{}], source=plugin.source, config="{}")
     error = response.context["outcome"].error
     assert error.kind == "PluginScriptError" and error.js_name == "TypeError" and error.line == 3
     body = response.content.decode()
     assert 'data-error-line="3"' in body and f'data-error-column="{error.column}"' in body
     # The stack names the plugin's script, not the console runtime's.
     assert "nope~console" not in body and "nope.js" in (error.stack or "")
+    # The draft editor shows the code that ran: the line is marked there too.
+    (editor,) = re.findall(r'<textarea[^>]*name="source"[^>]*>', body)
+    assert 'data-error-line="3"' in editor and "TypeError" in editor
+    # Not when the draft shown is other code than what ran.
+    data = {"hook": "nope", "args": "[{}]", "mode": "dry", "target": "saved", "source": "// other\n", "config": "{}"}
+    (editor,) = re.findall(r'<textarea[^>]*name="source"[^>]*>', admin_client.post(console_url(plugin), data).content.decode())
+    assert "data-error-line" not in editor
 
 
 def test_run_draft_from_the_change_form_shows_the_unsaved_source(admin_client, greeter):

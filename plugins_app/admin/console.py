@@ -187,6 +187,8 @@ class ConsoleAdminMixin:
                     raise Http404(f"No plugin with ID {object_id!r}.") from None
                 error, draft_hooks = outcome.error, outcome.draft_hooks
                 self._show_draft_errors(form, outcome.draft_errors)
+                ran = draft.source if draft is not None else plugin.source
+                self._mark_run_error(form, error, ran)
                 plugin.refresh_from_db()  # a real run may have changed it (its storage, its state)
         else:
             initial = {"hook": request.GET.get("hook") or (plugin.hooks or [""])[0], "args": request.GET.get("args") or "[]"}
@@ -212,6 +214,20 @@ class ConsoleAdminMixin:
             "title": f"Console: {plugin}",
         }
         return TemplateResponse(request, "admin/plugins_app/plugin/console.html", context)
+
+    @staticmethod
+    def _mark_run_error(form: ConsoleForm, error: console.ConsoleError | None, ran: str) -> None:
+        """Mark a run-time error's line in the draft editor when it shows the code that ran
+        (a draft's errors are marked through its field errors)."""
+        if error is None or error.field or not error.line or "source" not in form.fields:
+            return
+        shown = (form.cleaned_data.get("source") or "") if hasattr(form, "cleaned_data") else ""
+        if shown != ran:
+            return
+        attrs = {"data-error-line": str(error.line), "data-error-message": f"{error.js_name or error.kind}: {error.js_message or error.message}"}
+        if error.column:
+            attrs["data-error-column"] = str(error.column)
+        form.fields["source"].widget.attrs.update(attrs)
 
     @staticmethod
     def _show_draft_errors(form: ConsoleForm, errors: dict[str, list[str]]) -> None:

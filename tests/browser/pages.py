@@ -192,15 +192,22 @@ class AdminPages:
         """The CSRF token of the page (every admin page has one: the log-out form)."""
         return self.page.locator("input[name=csrfmiddlewaretoken]").first.input_value()
 
-    def post(self, path: str, data: dict[str, str] | None = None) -> tuple[int, str]:
-        """POST ``data`` to ``path`` with the browser's cookies and a valid CSRF token, as a
-        crafted form would (for checking that the server refuses what the page does not
-        offer). Returns the status and the body."""
+    def post(
+        self, path: str, data: dict[str, str] | None = None, *, files: dict[str, tuple[str, bytes]] | None = None
+    ) -> tuple[int, str]:
+        """POST ``data`` (and ``files``: field -> (file name, content)) to ``path`` with the
+        browser's cookies and a valid CSRF token, as a crafted form would (for checking
+        that the server refuses what the page does not offer). Returns the status and the
+        body; redirects are not followed."""
         token = self.csrf_token()
-        response = self.page.request.post(
-            self.url(path), form={"csrfmiddlewaretoken": token, **(data or {})},
-            headers={"X-CSRFToken": token, "Referer": self.page.url}, max_redirects=0,
-        )
+        fields: dict[str, Any] = {"csrfmiddlewaretoken": token, **(data or {})}
+        headers = {"X-CSRFToken": token, "Referer": self.page.url}
+        if files:
+            for name, (filename, content) in files.items():
+                fields[name] = {"name": filename, "mimeType": "application/octet-stream", "buffer": content}
+            response = self.page.request.post(self.url(path), multipart=fields, headers=headers, max_redirects=0)
+        else:
+            response = self.page.request.post(self.url(path), form=fields, headers=headers, max_redirects=0)
         body = response.text()
         assert "CSRF verification failed" not in body, "the POST was refused for its CSRF token, not its permissions"
         return response.status, body

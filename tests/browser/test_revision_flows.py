@@ -32,7 +32,9 @@ def test_a_save_from_a_page_opened_before_another_save_is_refused(
     first.open_plugin("greeter")
     second.open_plugin("greeter")
 
-    # Tab 1 changes the source, enables the plugin and saves.
+    # Tab 1 changes the source, enables the plugin and saves. (The tab in front is the one
+    # used, as a person would: Chromium slows down timers in background tabs.)
+    first.page.bring_to_front()
     first.editor("source").set_value(V2)
     first.page.get_by_label("Enabled").check()
     first.fill("Change comment", "friendlier greeting")
@@ -42,6 +44,7 @@ def test_a_save_from_a_page_opened_before_another_save_is_refused(
 
     # Tab 2, opened before that save, changes the source too and saves: refused.
     mine = V1.replace('"Hello, "', '"Good day, "')
+    second.page.bring_to_front()
     second.editor("source").set_value(mine)
     second.submit("Save and continue editing")
     expect(second.page.locator("p.errornote")).to_contain_text("Please correct the error below.")
@@ -72,6 +75,20 @@ def test_a_save_from_a_page_opened_before_another_save_is_refused(
     second.assert_message("was changed successfully")
     plugin.refresh_from_db()
     assert plugin.source == mine
+
+    # Any save counts, not only the source's: tab 1 disables the plugin with its button...
+    first.page.bring_to_front()
+    first.open_tool("Disable")
+    first.assert_message("Disabled 1 plugin")
+    # ... and tab 2's next save (its page was loaded before that) is refused.
+    second.page.bring_to_front()
+    second.fill("Priority", "5")
+    second.submit("Save and continue editing")
+    note = second.page.locator("ul.errorlist.nonfield")
+    expect(note).to_contain_text("Someone else saved this plugin after you opened this page")
+    expect(note).to_contain_text("Changed since: Enabled.")
+    plugin.refresh_from_db()
+    assert not plugin.enabled and plugin.priority == 100 and plugin.source == mine
     second.page.close()
 
 
@@ -134,3 +151,15 @@ def test_revisions_diff_and_roll_back(admin: AdminPages, make_browser_plugin: Ca
     admin.open_revision(4)
     expect(admin.page.locator("#revision-rollback-form")).to_have_count(0)  # nothing to restore
     expect(admin.page.locator("#revision-matches")).to_be_visible()
+
+    # A rollback from a revision page opened before someone else's save is refused.
+    admin.open_revisions()
+    admin.open_revision(2)
+    plugin.refresh_from_db()
+    plugin.source = V3
+    plugin.full_clean()
+    plugin.save()  # revision 5, saved meanwhile
+    admin.submit("Roll back to this revision")
+    admin.assert_message("Not rolled back: plugin 'greeter' is at revision 5, not 4", "error")
+    plugin.refresh_from_db()
+    assert plugin.source == V3 and revision_numbers(plugin) == [1, 2, 3, 4, 5]
