@@ -360,7 +360,8 @@ class ConsolePage:
     # -- the outcome -------------------------------------------------------------------------------
     @property
     def mode_banner(self) -> Locator:
-        """"Dry run: writes are rolled back · saved version 1" above the result."""
+        """The line above the result saying what ran ("Dry run: writes are rolled back ·
+        saved version 1")."""
         return self.page.locator("#plugin-console-mode")
 
     @property

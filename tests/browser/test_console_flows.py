@@ -136,7 +136,9 @@ def test_run_the_unsaved_source_from_the_plugin_page_in_the_console(
     admin.submit("Run draft in console")  # not saved: taken to the console as a draft
 
     console = ConsolePage(admin)
-    expect(admin.page.locator("#plugin-console-draft-ok")).to_contain_text("The draft validates; its hooks: bump, peek, boom")
+    expect(admin.page.locator("#plugin-console-draft-ok")).to_contain_text(
+        "The draft validates; its hooks: bump, peek, boom"
+    )
     expect(console.target_option("draft")).to_be_checked()
     assert console.draft_editor("source").value() == draft
     plugin.refresh_from_db()
@@ -183,22 +185,33 @@ def test_a_failed_call_is_in_the_execution_log_and_replays_in_the_console(
     admin: AdminPages, make_browser_plugin: Callable[..., Plugin]
 ) -> None:
     plugin = make_browser_plugin(COUNTER, "counter", enabled=True)
+    make_browser_plugin(COUNTER, "other", enabled=True)
     with pytest.raises(PluginScriptError):
         hooks.call("counter", "boom", {"id": 7, "note": "no items"})
+    with pytest.raises(PluginScriptError):
+        hooks.call("other", "boom", {"id": 8})
     assert calllog.flush()
-    assert CallRecord.objects.filter(plugin=plugin, hook="boom").count() == 1
+    assert CallRecord.objects.filter(hook="boom").count() == 2
 
-    admin.open_plugin("counter")
-    admin.open_tool("Recent calls")
-    expect(admin.page).to_have_url(re.compile(rf"/admin/plugins_app/callrecord/\?plugin__id__exact={plugin.pk}$"))
+    # JavaScript plugins › Calls: every recorded call, newest first; search finds this one.
+    admin.goto("/admin/")
+    admin.click_button("Calls")
+    expect(admin.page.get_by_role("heading", name="Select call to view")).to_be_visible()
+    expect(admin.call_rows()).to_have_count(2)
+    search = admin.page.locator("#searchbar")
+    search.fill("counter")
+    with admin.page.expect_navigation():
+        search.press("Enter")
     rows = admin.call_rows()
     expect(rows).to_have_count(1)
     row = rows.first
+    expect(row.locator("td.field-plugin_slug")).to_have_text("counter")
     expect(row.locator("td.field-hook")).to_have_text("boom")
     expect(row.locator("td.field-caller")).to_have_text("python")
     expect(row.locator("td.field-outcome_display")).to_have_text("error")
     expect(row.locator("td.field-short_error")).to_contain_text("PluginScriptError")
 
+    # The record: where it failed, the stack, the arguments; and Replay in console.
     with admin.page.expect_navigation():
         row.locator("th a").first.click()
     location = admin.page.locator(".field-location .readonly")
@@ -211,6 +224,7 @@ def test_a_failed_call_is_in_the_execution_log_and_replays_in_the_console(
         admin.page.locator(".field-replay").get_by_role("link", name="Replay in console").click()
     console = ConsolePage(admin)
     expect(admin.page).to_have_url(re.compile(rf"/admin/plugins_app/plugin/{plugin.pk}/console/\?"))
+    expect(admin.page.get_by_role("heading", name="Console: Counter")).to_be_visible()
     expect(console.hook).to_have_value("boom")
     assert json.loads(console.args.input_value()) == [{"id": 7, "note": "no items"}]
     expect(console.mode_option("dry")).to_be_checked()
@@ -218,8 +232,15 @@ def test_a_failed_call_is_in_the_execution_log_and_replays_in_the_console(
     console.run()  # the replay fails the same way
     expect(console.failure.get_by_role("heading")).to_contain_text(f"at line {BOOM_LINE}, column {BOOM_COLUMN}")
     assert calllog.flush()
-    callers = set(CallRecord.objects.filter(plugin=plugin).values_list("caller", flat=True))
-    assert callers == {"python", "console"}  # the replay is in the log too, as a console call
+
+    # The plugin's Recent calls: its own two calls (the replay as a console call), not the other's.
+    with admin.page.expect_navigation():
+        admin.page.locator(".breadcrumbs").get_by_role("link", name="Counter", exact=True).click()
+    admin.open_tool("Recent calls")
+    expect(admin.page).to_have_url(re.compile(rf"/admin/plugins_app/callrecord/\?plugin__id__exact={plugin.pk}$"))
+    expect(admin.call_rows()).to_have_count(2)
+    expect(admin.call_rows().locator("td.field-caller")).to_have_text(["console", "python"])  # newest first
+    expect(admin.call_rows().locator("td.field-plugin_slug")).to_have_text(["counter", "counter"])
 
 
 def _bar_totals(chart: Any) -> tuple[int, int]:

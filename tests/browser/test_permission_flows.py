@@ -95,11 +95,12 @@ def test_a_view_only_user_can_see_but_not_run_roll_back_import_or_change(
 
     # What a crafted form would send is refused by the server.
     pk = plugin.pk
+    run = {"hook": "bump", "args": "[]", "target": "saved"}
     refused = {
         "roll back": (f"{PLUGINS}{pk}/revisions/1/rollback/", {"latest": "2"}, None),
         "open the console": (f"{PLUGINS}{pk}/console/", {}, None),
-        "dry-run in the console": (f"{PLUGINS}{pk}/console/", {"hook": "bump", "args": "[]", "target": "saved", "mode": "dry"}, None),
-        "real-run in the console": (f"{PLUGINS}{pk}/console/", {"hook": "bump", "args": "[]", "target": "saved", "mode": "real"}, None),
+        "dry-run in the console": (f"{PLUGINS}{pk}/console/", {**run, "mode": "dry"}, None),
+        "real-run in the console": (f"{PLUGINS}{pk}/console/", {**run, "mode": "real"}, None),
         "import": (f"{PLUGINS}import/", {"replace": "on"}, {"file": ("counter.json", json.dumps(exported).encode())}),
         "change": (f"{PLUGINS}{pk}/change/", {"name": "Renamed", "slug": "counter", "source": V1, "config": "{}"}, None),
         "disable": (f"{PLUGINS}{pk}/disable/", {}, None),

@@ -17,7 +17,15 @@ from .pages import AdminPages, expect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-UPLOADED = 'const plugin = {\n  shout(text) {\n    return text.toUpperCase() + "!";\n  },\n  whisper(text) {\n    return text.toLowerCase();\n  },\n};\n'
+UPLOADED = """const plugin = {
+  shout(text) {
+    return text.toUpperCase() + "!";
+  },
+  whisper(text) {
+    return text.toLowerCase();
+  },
+};
+"""
 NOTES = """const plugin = {
   titles() {
     return db.query("demo.Note", { fields: ["id", "title"] }).map((n) => config.prefix + n.title);
