@@ -117,10 +117,16 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
             in_range = {"number__lte": INT64[1] - by} if by >= 0 else {"number__gte": INT64[0] - by}
             if items.filter(number__isnull=False, **in_range).update(number=F("number") + by):
                 return items.values_list("number", flat=True).get()
-            if items.filter(number__isnull=False).exists():
-                raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer")
-            if items.exists():
-                raise HostCallError("TypeError", f"storage key {quote(key)} does not hold an integer")
+            # One read, not two: under READ COMMITTED another caller's new row can appear
+            # between two statements (seen: a "does not hold an integer" race on PostgreSQL).
+            found = list(items.values_list("number", flat=True)[:1])
+            if found:
+                current = found[0]
+                if current is None:
+                    raise HostCallError("TypeError", f"storage key {quote(key)} does not hold an integer")
+                if not INT64[0] <= current + by <= INT64[1]:
+                    raise HostCallError("RangeError", "storage.incr() would overflow a 64-bit integer")
+                continue  # created by another caller after our UPDATE: add to theirs
             size = len(key.encode()) + len(str(by))
             used = _items(ctx).aggregate(total=Sum("size"))["total"] or 0
             if used + size > conf.get("STORAGE_MAX_TOTAL_BYTES"):
