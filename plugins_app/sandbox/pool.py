@@ -311,7 +311,6 @@ class SandboxPool:
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
         with self._cond:
             self._busy.discard(worker)
-            self._reap_idle()  # dead idle sandboxes do not linger as zombies
         if healthy and worker.alive() and not worker.reader.buffered():
             with self._cond:
                 if not self._closed and self._count <= self.size:
