@@ -10,9 +10,11 @@ class PluginsAppConfig(AppConfig):
         from . import checks  # noqa: F401  (registers system checks)
         from . import checks_sandbox  # noqa: F401  (registers W030/W031, the sandbox's OS layers)
         from . import checks_calls  # noqa: F401  (registers E040/E041, W040/W041: execution log and metrics)
+        from . import dispatch
         from .exposure import autodiscover
 
         autodiscover()
+        dispatch.connect_signals()  # loaddata of plugins invalidates the dispatch cache
 
         from . import signal_handlers
 

@@ -2,6 +2,10 @@
 
 Paused plugins are skipped by actions and filters and refused by direct calls until an
 operator resumes them (admin action or ``manage.py plugins resume SLUG``).
+
+Every write here is a ``Plugin`` ``QuerySet.update()``, which invalidates the dispatch
+cache in the same transaction (:mod:`plugins_app.dispatch`): the next call in this
+context, and every process's next scope, see the new count and pause.
 """
 from __future__ import annotations
 

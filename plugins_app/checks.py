@@ -244,3 +244,60 @@ def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             checks.Error(f"PLUGINS_APP['CELERY_APP'] = {path!r} is not a Celery app.", id="plugins_app.E025")
         )
     return messages
+
+
+# Cache backends that each process holds alone (or that hold nothing): a generation kept
+# there is never seen by the other processes.
+PROCESS_LOCAL_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+@checks.register()
+def check_dispatch_cache(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``DISPATCH_GENERATION_CACHE`` (ids E050, W050): where processes learn of plugin changes."""
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.utils.module_loading import import_string
+
+    user = getattr(settings, "PLUGINS_APP", {})
+    if not isinstance(user, dict):
+        return []  # E001
+    alias = conf.get("DISPATCH_GENERATION_CACHE")
+    if alias is None:
+        return []
+    hint = "Leave it None (the generation is then a row in the database), or name a cache every process shares (Redis, Memcached)."
+    configured = getattr(settings, "CACHES", {})
+    if not isinstance(alias, str) or alias not in configured:
+        return [
+            checks.Error(
+                f"PLUGINS_APP['DISPATCH_GENERATION_CACHE'] = {alias!r} is not an alias of settings.CACHES.",
+                hint=hint,
+                id="plugins_app.E050",
+            )
+        ]
+    backend = str(configured[alias].get("BACKEND", ""))
+    try:
+        backend_class = import_string(backend)
+    except ImportError:
+        return []  # Django's own cache checks report it
+    local = tuple(import_string(path) for path in PROCESS_LOCAL_CACHES)
+    if isinstance(backend_class, type) and issubclass(backend_class, local):
+        return [
+            checks.Error(
+                f"PLUGINS_APP['DISPATCH_GENERATION_CACHE'] = {alias!r} uses {backend}, which each process holds "
+                "alone: other processes would never see a plugin change.",
+                hint=hint,
+                id="plugins_app.E050",
+            )
+        ]
+    if isinstance(backend_class, type) and issubclass(backend_class, FileBasedCache):
+        return [
+            checks.Warning(
+                f"PLUGINS_APP['DISPATCH_GENERATION_CACHE'] = {alias!r} uses {backend}, which only the processes of "
+                "one host share: processes on other hosts would never see a plugin change.",
+                hint="Fine on a single host; with several, " + hint[0].lower() + hint[1:],
+                id="plugins_app.W050",
+            )
+        ]
+    return []

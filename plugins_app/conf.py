@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     # Dispatch.
     "BREAKER_THRESHOLD": 5,  # consecutive failures that pause a plugin; 0 disables the breaker
     "MAX_HOOK_DEPTH": 3,  # hooks calling hooks (via host calls and signals), outermost = 1
+    # Where the dispatch generation lives (plugins_app.dispatch): None = a row in the database,
+    # incremented in the transaction of each change; or an alias of settings.CACHES shared
+    # by every process (e.g. Redis), incremented after the commit. Checked by E050.
+    "DISPATCH_GENERATION_CACHE": None,
     # Sandbox processes.
     "POOL_SIZE": 2,
     # Warm runtimes are parked (no CPU) but each reserves ~65 MiB of address space under

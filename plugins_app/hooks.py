@@ -13,15 +13,17 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from . import breaker, calllog, conf
+from . import breaker, calllog, conf, dispatch
+from .dispatch import scope
 from .exceptions import (
     HookDepthExceeded,
     HookNotFound,
@@ -37,6 +39,7 @@ from .exceptions import (
     PluginTimeout,
 )
 from .host_api import HostContext, HostLimits, LogLine
+from .host_api import log as host_log
 from .host_api.log import log_safe, plugin_extra
 from .sandbox import jsondata, pool
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActionResult", "CallResult", "aapply_filters", "acall", "ado_action", "apply_filters", "arun", "call",
-    "do_action", "encode_arguments", "run",
+    "do_action", "encode_arguments", "run", "scope",
 ]
 
 logger = logging.getLogger("plugins_app.hooks")
@@ -81,8 +84,8 @@ def encode_arguments(args: tuple[Any, ...] | list[Any], *, what: str = "argument
     try:
         for index, arg in enumerate(args, 1):
             jsondata.check(arg, depth, what=f"argument {index}")
-        # Checked above: nothing deep enough to make the encoder recurse out of stack.
-        text = json.dumps(list(args), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        # Checked above: nothing deep enough for the encoder's own nesting limit.
+        text = jsondata.encode(list(args), what=what)
     except (TypeError, ValueError) as exc:  # DataError is a ValueError
         raise PluginDataError(f"{what} are not JSON data: {exc}", slug=slug) from None
     limit = conf.get("MAX_ARGS_BYTES")
@@ -126,9 +129,7 @@ def run(
     ``count_failures=False`` keeps the call away from the circuit breaker: a failure does
     not count towards a pause and a success does not reset the count (the admin console).
     """
-    from .models import Plugin
-
-    row = Plugin.objects.dispatch_row(slug)
+    row = dispatch.current().rows_by_slug.get(slug)
     if row is None:
         raise PluginNotFound(f"no plugin {slug!r} is installed", slug=slug)
     if require_enabled and not row.enabled:
@@ -187,6 +188,28 @@ def _host_context(row: DispatchRow) -> HostContext:
     )
 
 
+def _spec_loader(row: DispatchRow) -> Callable[[], dict[str, Any]]:
+    """Loads what a sandbox needs to start ``row``'s version (asked for on a cold start)."""
+
+    def load_spec() -> dict[str, Any]:
+        from .models import Plugin
+
+        slug = row.slug
+        plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()
+        if plugin is None or plugin["fingerprint"] != row.fingerprint:
+            # Changed or deleted mid-call; the next call sees the new version.
+            raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
+        return {
+            "key": row.runtime_key,
+            "slug": slug,
+            "source": plugin["source"],
+            "config": json.dumps(plugin["config"], ensure_ascii=False),
+            "memory_mb": row.memory_limit_mb,
+        }
+
+    return load_spec
+
+
 def _invoke(
     row: DispatchRow,
     hook: str,
@@ -202,22 +225,9 @@ def _invoke(
     if context is None:
         context = _host_context(row)
 
-    def load_spec() -> dict[str, Any]:
-        plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()
-        if plugin is None or plugin["fingerprint"] != row.fingerprint:
-            # Changed or deleted mid-call; the next call sees the new version.
-            raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
-        return {
-            "key": row.runtime_key,
-            "slug": slug,
-            "source": plugin["source"],
-            "config": json.dumps(plugin["config"], ensure_ascii=False),
-            "memory_mb": row.memory_limit_mb,
-        }
-
     # A given spec (console draft or dry run) is a runtime of its own, under its own key.
     key = row.runtime_key if spec is None else spec["key"]
-    spec_loader = load_spec if spec is None else (lambda: spec)
+    spec_loader = _spec_loader(row) if spec is None else (lambda: spec)
 
     started = time.perf_counter()
     text = pool.invoke(
@@ -231,6 +241,7 @@ def _invoke(
             spec_loader=spec_loader,
             host=context.handle,
             nested=_depth.value > 1,
+            logs=partial(host_log.receive, context),
         )
     )
     duration = (time.perf_counter() - started) * 1000.0
@@ -300,20 +311,10 @@ def do_action(hook: str, *args: Any, timeout: float | None = None) -> list[Actio
     A robust send: a failing plugin is logged and reported in its ``ActionResult``; the
     others still run. Nothing is raised for plugin failures.
     """
-    from .models import Plugin
-
-    results = []
-    for row in Plugin.objects.dispatch_rows_for_hook(hook):
-        try:
-            result = _run_row(row, hook, args, timeout)
-        except PluginError as exc:
-            logger.warning(
-                "action %r: plugin %r failed: %s: %s", hook, row.slug, type(exc).__name__, log_safe(exc, LOGGED_CHARS),
-                extra=plugin_extra(row.slug),
-            )
-            results.append(ActionResult(row.slug, error=exc))
-        else:
-            results.append(ActionResult(row.slug, value=result.value, logs=result.logs))
+    rows = dispatch.current().rows_for_hook.get(hook, ())
+    if not rows:
+        return []
+    _, results = _run_chain(rows, hook, args, timeout)
     return results
 
 
@@ -332,21 +333,133 @@ def apply_filters(
     was given goes on to the next one, unless ``fail_closed=True``, in which case its
     ``PluginError`` is raised.
     """
-    from .models import Plugin
+    rows = dispatch.current().rows_for_hook.get(hook, ())
+    if not rows:
+        return value
+    value, results = _run_chain(rows, hook, args, timeout, value=value, fail_closed=fail_closed)
+    if errors is not None:
+        errors.extend(r for r in results if not r.ok)
+    return value
 
-    for row in Plugin.objects.dispatch_rows_for_hook(hook):
+
+_NO_VALUE: Any = object()
+
+
+def _run_chain(
+    rows: tuple[DispatchRow, ...],
+    hook: str,
+    args: tuple[Any, ...],
+    timeout: float | None,
+    *,
+    value: Any = _NO_VALUE,
+    fail_closed: bool = False,
+) -> tuple[Any, list[ActionResult]]:
+    """Run ``hook`` of each of ``rows`` in order: an action (every plugin gets ``args``)
+    or, given ``value``, a filter (each gets ``(value, *args)`` and returns the next).
+
+    The plugins run in one conversation with one sandbox process (pool.run_chain), each
+    under its own time limit, host context, breaker accounting and log; a failing plugin
+    is logged and skipped (its input goes on), or raised when ``fail_closed``. Should the
+    sandbox die during a plugin, that plugin gets the error and the rest run again in a
+    new conversation: each plugin runs at most once.
+    """
+    is_filter = value is not _NO_VALUE
+    what = f"arguments for hook {hook!r}"
+    try:
+        if is_filter:
+            value_json = encode_arguments((value,), what=what)[1:-1]
+            rest_json = encode_arguments(args, what=what)
+        else:
+            args_json = encode_arguments(args, what=what)
+    except PluginDataError:
+        # Bad arguments: each plugin reports it as a call of its own would.
+        return _run_one_by_one(rows, hook, args, timeout, value, fail_closed, is_filter)
+    if len(rows) == 1 or _depth.value >= conf.get("MAX_HOOK_DEPTH"):
+        # One plugin needs no chain; too deep: each plugin reports HookDepthExceeded.
+        return _run_one_by_one(rows, hook, args, timeout, value, fail_closed, is_filter)
+    contexts = [_host_context(row) for row in rows]
+    results: list[ActionResult] = []
+    pending = list(range(len(rows)))
+    with _nesting(rows[0].slug):
+        steps = [
+            pool.Invocation(
+                slug=row.slug, key=row.runtime_key, hook=hook, args_json="",
+                timeout=_effective_timeout(row.timeout_ms, timeout), memory_mb=row.memory_limit_mb,
+                spec_loader=_spec_loader(row), host=contexts[i].handle, nested=_depth.value > 1,
+                logs=partial(host_log.receive, contexts[i]),
+            )
+            for i, row in enumerate(rows)
+        ]
+        while pending:
+            outcomes = pool.run_chain(
+                [steps[i] for i in pending],
+                mode="filter" if is_filter else "action",
+                args_json="" if is_filter else args_json,
+                value_json=value_json if is_filter else "null",
+                rest_json=rest_json if is_filter else "[]",
+                stop_on_error=fail_closed,
+                nested=steps[0].nested,
+            )
+            ran = 0
+            for index, outcome in zip(pending, outcomes, strict=True):
+                if outcome is None:
+                    break
+                ran += 1
+                row, context = rows[index], contexts[index]
+                step_args = ("[" + value_json + ("]" if rest_json == "[]" else "," + rest_json[1:])) if is_filter else args_json
+                error = outcome.error
+                result = None
+                if error is None:
+                    assert outcome.text is not None
+                    try:
+                        result = _decode_result(row.slug, outcome.text)
+                    except PluginResultError as exc:
+                        error = exc
+                calllog.record(row, hook, outcome.ms / 1000.0, error, context, step_args, outcome.text)
+                if error is not None:
+                    if isinstance(error, PLUGIN_FAULTS):
+                        breaker.record_failure(row, error)
+                    if fail_closed:
+                        raise error
+                    logger.warning(
+                        "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, row.slug,
+                        "skipped" if is_filter else "failed", type(error).__name__, log_safe(error, LOGGED_CHARS),
+                        extra=plugin_extra(row.slug),
+                    )
+                    results.append(ActionResult(row.slug, error=error))
+                    continue
+                if row.consecutive_failures:
+                    breaker.record_success(row)
+                results.append(ActionResult(row.slug, value=result, logs=context.logs))
+                if is_filter:
+                    value, value_json = result, outcome.text
+            pending = pending[ran:]
+    return (value if is_filter else None), results
+
+
+def _run_one_by_one(
+    rows: tuple[DispatchRow, ...], hook: str, args: tuple[Any, ...], timeout: float | None,
+    value: Any, fail_closed: bool, is_filter: bool,
+) -> tuple[Any, list[ActionResult]]:
+    """The plugins of a chain called one at a time (each reports its own argument error)."""
+    results = []
+    for row in rows:
         try:
-            value = _run_row(row, hook, (value, *args), timeout).value
+            result = _run_row(row, hook, (value, *args) if is_filter else args, timeout)
         except PluginError as exc:
             if fail_closed:
                 raise
             logger.warning(
-                "filter %r: plugin %r skipped: %s: %s", hook, row.slug, type(exc).__name__, log_safe(exc, LOGGED_CHARS),
+                "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, row.slug,
+                "skipped" if is_filter else "failed", type(exc).__name__, log_safe(exc, LOGGED_CHARS),
                 extra=plugin_extra(row.slug),
             )
-            if errors is not None:
-                errors.append(ActionResult(row.slug, error=exc))
-    return value
+            results.append(ActionResult(row.slug, error=exc))
+        else:
+            results.append(ActionResult(row.slug, value=result.value, logs=result.logs))
+            if is_filter:
+                value = result.value
+    return (value if is_filter else None), results
 
 
 def _in_executor_thread(function: Any) -> Any:

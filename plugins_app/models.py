@@ -10,11 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, models
+from django.db import connections, models, router
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import conf
+from . import conf, dispatch
 
 
 def default_memory_mb() -> int:
@@ -102,15 +102,68 @@ NOT_EDITS = frozenset({
 })
 
 
-class PluginQuerySet(models.QuerySet["Plugin"]):
+# Plugin columns that no hook call reads: writing only these leaves the dispatch cache
+# (plugins_app.dispatch) valid. Any other write invalidates it.
+NOT_DISPATCHED = frozenset({
+    "name", "description", "paused_reason", "updated_at", "updated_by", "updated_by_id", "created_at", "created_by",
+    "created_by_id", "edit_token",
+})
+
+
+class DispatchQuerySet(models.QuerySet):
+    """A QuerySet whose writes invalidate the dispatch cache (:func:`plugins_app.dispatch.invalidate`,
+    in the same transaction): ``update()``, ``delete()``, ``bulk_create()``, ``bulk_update()``.
+    These send no model signals, so the cache cannot learn of them any other way."""
+
+    def _dispatched(self, fields: Any) -> bool:
+        return True
+
+    def _written_db(self) -> str:
+        return self._db or router.db_for_write(self.model, **self._hints)
+
+    def update(self, **kwargs: Any) -> int:
+        count = super().update(**kwargs)
+        if count and self._dispatched(kwargs):
+            dispatch.invalidate(self._written_db())
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        result = super().delete()
+        if result[0]:
+            dispatch.invalidate(self._written_db())
+        return result
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        created = super().bulk_create(objs, *args, **kwargs)
+        if created:
+            dispatch.invalidate(self._written_db())
+        return created
+
+    def bulk_update(self, objs: Any, fields: Any, *args: Any, **kwargs: Any) -> int:
+        count = super().bulk_update(objs, fields, *args, **kwargs)
+        if count and self._dispatched(fields):
+            dispatch.invalidate(self._written_db())
+        return count
+
+
+class PluginQuerySet(DispatchQuerySet):
     def enabled(self) -> PluginQuerySet:
         return self.filter(enabled=True)
+
+    def _dispatched(self, fields: Any) -> bool:
+        return bool(set(fields) - NOT_DISPATCHED)
 
     def update(self, **kwargs: Any) -> int:
         """``QuerySet.update()`` that also rotates ``edit_token`` when it changes what an
         operator edits (enable/disable, a grant bumping ``version``...), so that a form
         opened before it is refused (see :mod:`plugins_app.revisions`). The circuit
-        breaker's columns and the "updated" stamps alone leave the token alone."""
+        breaker's columns and the "updated" stamps alone leave the token alone. Invalidates
+        the dispatch cache unless it wrote only columns dispatch does not read."""
         if set(kwargs) - NOT_EDITS:
             kwargs.setdefault("edit_token", uuid.uuid4())
         return super().update(**kwargs)
@@ -134,8 +187,11 @@ class PluginQuerySet(models.QuerySet["Plugin"]):
         Goes through the ``PluginHook`` index, so its cost depends on how many plugins
         implement the hook, not on how many are installed.
         """
-        plugins = self.filter(hook_index__name=hook, enabled=True, paused_at__isnull=True)
-        rows = plugins.order_by("priority", "slug").values_list(*[c if c != "id" else "pk" for c in _DISPATCH_COLUMNS])
+        return self.filter(hook_index__name=hook, enabled=True, paused_at__isnull=True).dispatch_rows()
+
+    def dispatch_rows(self) -> list[DispatchRow]:
+        """The dispatch rows of these plugins, in dispatch order (priority, then slug)."""
+        rows = self.order_by("priority", "slug").values_list(*[c if c != "id" else "pk" for c in _DISPATCH_COLUMNS])
         return [_dispatch_row(row) for row in rows]
 
 
@@ -286,8 +342,16 @@ class Plugin(models.Model):
                 kwargs["update_fields"] = {*update_fields, "edit_token"}
         super().save(*args, **kwargs)
         self._sync_hook_index()
+        if update_fields is None or set(update_fields) - NOT_DISPATCHED:
+            dispatch.invalidate(self._state.db)
         if edits:
             _note_change(self.pk)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        using = kwargs.get("using") or (args[0] if args else None) or router.db_for_write(Plugin, instance=self)
+        result = super().delete(*args, **kwargs)
+        dispatch.invalidate(using)
+        return result
 
     def _sync_hook_index(self) -> None:
         wanted = set(self.hooks or ())
@@ -309,11 +373,23 @@ class PluginHook(models.Model):
     plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="hook_index")
     name = models.CharField(max_length=200, db_index=True)
 
+    objects = DispatchQuerySet.as_manager()
+
     class Meta:
         constraints = [models.UniqueConstraint(fields=["plugin", "name"], name="plugins_app_hook_unique")]
 
     def __str__(self) -> str:
         return f"{self.plugin_id}:{self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        dispatch.invalidate(self._state.db)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        using = kwargs.get("using") or (args[0] if args else None) or router.db_for_write(PluginHook, instance=self)
+        result = super().delete(*args, **kwargs)
+        dispatch.invalidate(using)
+        return result
 
 
 class PluginGrant(models.Model):
@@ -329,6 +405,8 @@ class PluginGrant(models.Model):
     create = models.JSONField(_("fields it may set on create"), default=list, blank=True)
     update = models.JSONField(_("fields it may update"), default=list, blank=True)
     can_delete = models.BooleanField(_("may delete"), default=False)
+
+    objects = DispatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["plugin", "model"]
@@ -359,6 +437,22 @@ class PluginGrant(models.Model):
         Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
         _note_change(self.plugin_id)
         return result
+
+
+class DispatchGeneration(models.Model):
+    """The dispatch generation: one row, incremented (``UPDATE ... SET value = value + 1``)
+    in the transaction of every change that affects dispatch, so that every process knows
+    when its cached dispatch state is stale (see :mod:`plugins_app.dispatch`). Not used when
+    ``DISPATCH_GENERATION_CACHE`` names a cache instead."""
+
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("dispatch generation")
+        verbose_name_plural = _("dispatch generation")
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class StorageItem(models.Model):

@@ -138,8 +138,17 @@ def deliver(delivery_id: Any) -> Attempt:
     """Attempt one delivery now if it is due (or its lease expired); record the outcome.
 
     Raises only database errors (the row is then left for a later drain: pending, or
-    in progress until its lease expires).
+    in progress until its lease expires). Each delivery runs in a dispatch scope of its
+    own (:func:`plugins_app.hooks.scope`; or in the caller's, e.g. its request's), so a
+    long drain sees plugin changes from one delivery to the next.
     """
+    from .dispatch import scope
+
+    with scope():
+        return _deliver(delivery_id)
+
+
+def _deliver(delivery_id: Any) -> Attempt:
     from .models import Delivery
 
     now = timezone.now()

@@ -19,6 +19,7 @@ from celery import shared_task
 
 from . import conf, outbox
 from .background import TASK_NAME, run_task
+from .dispatch import scope
 from .host_api.log import log_safe
 
 logger = logging.getLogger("plugins_app.outbox")
@@ -30,7 +31,8 @@ _last_prune = 0.0
 @shared_task(bind=True, name=outbox.DELIVER_TASK, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
 def deliver(self: Any, delivery_ids: list[str]) -> None:
     """Attempt these deliveries; a failed attempt is scheduled again after its backoff,
-    on the queue this task came from (the periodic drain is the safety net)."""
+    on the queue this task came from (the periodic drain is the safety net). Each
+    delivery runs in a dispatch scope of its own (see :func:`plugins_app.outbox.deliver`)."""
     queue = (self.request.delivery_info or {}).get("routing_key")
     for delivery_id in delivery_ids:
         attempt = outbox.deliver(delivery_id)
@@ -46,7 +48,9 @@ def deliver(self: Any, delivery_ids: list[str]) -> None:
 @shared_task(name=outbox.DRAIN_TASK, ignore_result=True)
 def drain_outbox() -> int:
     """Attempt every due delivery (and those whose worker died mid-delivery); prune old
-    rows about once an hour. Run by Celery beat every DELIVERY_DRAIN_INTERVAL_SECONDS."""
+    rows about once an hour. Run by Celery beat every DELIVERY_DRAIN_INTERVAL_SECONDS.
+    Not one dispatch scope for the drain: each delivery has its own, so a long drain
+    sees plugin changes."""
     global _last_prune
     attempted = 0
     while True:
@@ -78,4 +82,5 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 def run_action(self: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None) -> list[dict[str, Any]]:
     """Deprecated: the task of ``enqueue_action`` before the outbox (0.1). Kept so that
     messages already queued during an upgrade still run; nothing sends it any more."""
-    return run_task(self, hook, args, only=only, previous=previous)
+    with scope():
+        return run_task(self, hook, args, only=only, previous=previous)

@@ -38,6 +38,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # One pinned set of plugin versions per request, found without a query per hook call
+    # (plugins_app.hooks.scope; docs/hooks.md, "Scopes and caching").
+    "plugins_app.middleware.PluginScopeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

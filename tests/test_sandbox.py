@@ -136,7 +136,8 @@ class _Signal(logging.Handler):
 def test_worker_killed_mid_call_is_reported_as_crash(make_plugin, settings):
     settings.PLUGINS_APP = {"POOL_SIZE": 1}
     make_plugin(
-        "const plugin = { ok() { return 1; }, spin() { log('spinning'); while (true) {} } };",
+        # Log lines travel with the next host call (or the answer): storage.get sends it.
+        "const plugin = { ok() { return 1; }, spin() { log('spinning'); storage.get('k'); while (true) {} } };",
         slug="victim",
         timeout_ms=30_000,
     )

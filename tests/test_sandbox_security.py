@@ -27,7 +27,7 @@ from plugins_app.sandbox.stderr import StderrDrain
 ROOT = Path(__file__).resolve().parent.parent
 INTERNALS = [
     "__bootstrap", "Deno", "__jsrunCallSync", "__jsrunCallAsync", "__host_op_sync__", "__host_op_async__",
-    "__jsrun_bind_object", "__jsrun_from_py_stream", "__plugins_host", "__plugins_next", "__plugins_respond",
+    "__jsrun_bind_object", "__jsrun_from_py_stream", "__plugins_host", "__plugins_next", "__plugins_exchange",
     "ReadableStream", "setTimeout", "setInterval", "clearTimeout", "clearInterval", "WebAssembly",
     "SharedArrayBuffer", "Atomics", "FinalizationRegistry",
 ]
@@ -128,7 +128,7 @@ def test_stack_inspection_reveals_no_bridge_function(make_plugin):
 def _bootstrapped_runtime(before: str = "", globals_: tuple[str, ...] = worker.GLOBALS):
     """A bare jsrun runtime (in this process) that ran ``before`` and then the bootstrap."""
     runtime = jsrun.Runtime(jsrun.RuntimeConfig(enable_console=False))
-    for name in ("__plugins_host", "__plugins_next", "__plugins_respond"):
+    for name in ("__plugins_host", "__plugins_next", "__plugins_exchange"):
         runtime.bind_function(name, lambda *args: None)
     if before:
         runtime.eval(before)
@@ -397,7 +397,8 @@ class _KillOnLog(logging.Handler):
 @pytest.mark.django_db(transaction=True)
 def test_code_whose_sandbox_dies_runs_once(make_plugin, one_sandbox):
     make_plugin(
-        "const plugin = { run() { storage.incr('runs'); log('crash now'); while (true) {} } };",
+        # The log line travels with the next host call, storage.get (see worker.buffer_log).
+        "const plugin = { run() { storage.incr('runs'); log('crash now'); storage.get('x'); while (true) {} } };",
         slug="once",
         timeout_ms=2000,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +101,7 @@ class HostContext:
     rows_read: int = 0
     rows_written: int = 0
     result_bytes: int = 0
-    _grants: dict[str, Any] | None = None
+    _grants: Mapping[str, Any] | None = None
 
     # -- budgets ----------------------------------------------------------------------
     def charge_rows_read(self, count: int) -> None:
@@ -122,12 +122,20 @@ class HostContext:
 
     # -- grants -------------------------------------------------------------------------
     def grant(self, label: str) -> Any:
-        """This plugin's ``PluginGrant`` for model ``label`` (lowercase key), or None."""
+        """This plugin's grant for model ``label`` (any case), or None: from the state
+        pinned by the enclosing ``hooks.scope()`` (no query), else its ``PluginGrant``
+        rows, read once per call. Either has ``read``, ``create``, ``update``, ``can_delete``."""
         if self._grants is None:
-            from ..models import PluginGrant
+            from ..dispatch import pinned_state
 
-            grants = PluginGrant.objects.filter(plugin_id=self.plugin_id) if self.plugin_id else []
-            self._grants = {g.model.lower(): g for g in grants}
+            state = pinned_state()
+            if state is not None:
+                self._grants = state.grants.get(self.plugin_id, {}) if self.plugin_id else {}
+            else:
+                from ..models import PluginGrant
+
+                grants = PluginGrant.objects.filter(plugin_id=self.plugin_id) if self.plugin_id else []
+                self._grants = {g.model.lower(): g for g in grants}
         return self._grants.get(label.lower())
 
     # -- dispatch ---------------------------------------------------------------------------

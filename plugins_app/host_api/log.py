@@ -66,3 +66,11 @@ def log(ctx: HostContext, level: Any, message: Any) -> None:
     logging.getLogger(f"plugins_app.plugins.{ctx.slug}").log(
         LOG_LEVELS[level], "%s", log_safe(text), extra=plugin_extra(ctx.slug)
     )
+
+
+def receive(ctx: HostContext, lines: list[list[str]], dropped: int = 0) -> None:
+    """Log lines the sandbox buffered for this call (``[level, text]`` pairs, in order),
+    and how many it dropped past ``MAX_LOG_LINES``: recorded as if logged one by one."""
+    for level, text in lines:
+        log(ctx, level, text)
+    ctx.dropped_logs += max(0, int(dropped))

@@ -219,6 +219,8 @@ def _options() -> dict[str, Any]:
         "idle_seconds": conf.get("RUNTIME_IDLE_SECONDS"),
         "max_result_bytes": conf.get("MAX_RESULT_BYTES"),
         "max_host_args_chars": conf.get("MAX_ARGS_BYTES"),
+        "max_log_lines": conf.get("MAX_LOG_LINES"),
+        "max_log_line_chars": conf.get("MAX_LOG_LINE_CHARS"),
         "start_timeout": conf.get("WORKER_START_TIMEOUT_SECONDS"),
         "max_data_depth": conf.get("MAX_DATA_DEPTH"),
         "layers": {
@@ -242,22 +244,30 @@ class SandboxPool:
         self.layers: dict[str, Any] = {}
         self._busy: set[WorkerProcess] = set()
 
-    def checkout(self, prefer_key: str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
-        """A worker for one call: an idle one (preferring one where ``prefer_key`` is
-        warm), a new one while below ``size``, else wait up to ``timeout``. With
-        ``overflow`` a new worker is started instead of waiting; it is stopped when it
-        is checked in while the pool is above its size."""
+    def checkout(self, prefer_keys: list[str] | str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
+        """A worker for one call: the idle one where most of ``prefer_keys`` (the plugin
+        versions the call runs) are warm; if none is, a new one while below ``size``
+        (plugins spread over workers), else the idle one with the fewest warm runtimes;
+        else wait up to ``timeout``. With ``overflow`` a new worker is started instead of
+        waiting; it is stopped when it is checked in while the pool is above its size."""
+        keys = [prefer_keys] if isinstance(prefer_keys, str) else list(prefer_keys or ())
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
                 if self._closed:
                     raise PluginCrashed("the sandbox pool is shut down")
-                self._reap_idle()
                 if self._idle:
-                    index = next(
-                        (i for i in range(len(self._idle) - 1, -1, -1) if prefer_key in self._idle[i].warm), -1
-                    )
-                    worker = self._idle.pop(index)
+                    best = max(range(len(self._idle)), key=lambda i: (sum(k in self._idle[i].warm for k in keys), i))
+                    if not any(k in self._idle[best].warm for k in keys) and keys:
+                        if self._count < self.size:
+                            self._count += 1
+                            break
+                        best = min(range(len(self._idle)), key=lambda i: (len(self._idle[i].warm), -i))
+                    worker = self._idle.pop(best)
+                    if not worker.quiet():
+                        # Dead (EOF), or wrote to its channel between calls: replaced.
+                        self._drop_idle(worker)
+                        continue
                     self._busy.add(worker)
                     return worker
                 if self._count < self.size or overflow:
@@ -293,16 +303,25 @@ class SandboxPool:
         """Drop idle workers that died (OOM killer, an operator's kill) or that wrote to the
         channel between calls (nothing legitimate does): they are replaced quietly."""
         for worker in [w for w in self._idle if not w.alive() or not w.quiet()]:
-            if worker.alive():
-                logger.warning("sandbox worker %s wrote to its channel between calls; killed", worker.pid)
-            else:
-                logger.warning(
-                    "idle sandbox worker %s died (exit %s); it is replaced on demand",
-                    worker.pid, worker.proc.returncode, extra={"sandbox_pid": worker.pid},
-                )
             self._idle.remove(worker)
-            self._count -= 1
-            worker.kill()
+            self._drop_idle(worker)
+
+    def _drop_idle(self, worker: WorkerProcess) -> None:
+        """Forget a worker taken out of the idle list: it died or broke protocol."""
+        if worker.alive():
+            try:  # EOF from a worker that is exiting right now is a death, not a frame
+                worker.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+        if worker.alive():
+            logger.warning("sandbox worker %s wrote to its channel between calls; killed", worker.pid)
+        else:
+            logger.warning(
+                "idle sandbox worker %s died (exit %s); it is replaced on demand",
+                worker.pid, worker.proc.returncode, extra={"sandbox_pid": worker.pid},
+            )
+        self._count -= 1
+        worker.kill()
 
     def layers_report(self) -> dict[str, Any]:
         """The OS layers the most recently started worker reported (empty before the first)."""
@@ -311,7 +330,8 @@ class SandboxPool:
     def checkin(self, worker: WorkerProcess, healthy: bool) -> None:
         with self._cond:
             self._busy.discard(worker)
-        if healthy and worker.alive() and not worker.reader.buffered():
+        # Not alive() (a waitpid per call): a worker that died now shows EOF at checkout.
+        if healthy and not worker.reader.buffered():
             with self._cond:
                 if not self._closed and self._count <= self.size:
                     self._idle.append(worker)
@@ -386,9 +406,11 @@ def _reset_pool(*, setting: str, **kwargs: Any) -> None:
         shutdown_pool()
 
 
-# -- one call ------------------------------------------------------------------------
+# -- one call, or a chain of calls ------------------------------------------------------
 
 HostHandler = Callable[[str, str], str]
+# Receives a step's buffered log lines ([level, text] pairs) and how many were dropped.
+LogHandler = Callable[[list[list[str]], int], None]
 
 
 @dataclass
@@ -407,66 +429,132 @@ class Invocation:
     # call): it may start a worker beyond POOL_SIZE instead of waiting for one, since
     # waiting could wait on itself. MAX_HOOK_DEPTH bounds how many such workers exist.
     nested: bool = False
+    # Log lines the plugin wrote (buffered in the sandbox, sent with the next frame).
+    # None: each line is passed to ``host("log", ...)``, as if the plugin had called it.
+    logs: LogHandler | None = None
+
+
+@dataclass
+class StepResult:
+    """One step of a chain: its result as JSON text, or its error; ``ms`` in the sandbox."""
+
+    text: str | None = None
+    error: PluginError | None = None
+    ms: float = 0.0
+
+
+class _StepFailed(Exception):
+    """The conversation broke during step ``index``: ``error`` is that step's outcome."""
+
+    def __init__(self, index: int, error: PluginError) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
 
 
 def invoke(inv: Invocation) -> str:
     """Run ``inv`` in a sandbox process; return the hook's result as JSON text."""
-    message = {"op": "call", "key": inv.key, "hook": inv.hook, "args": inv.args_json, "timeout": inv.timeout}
-    return _converse(
-        inv.slug, inv.key, message, inv.timeout, inv.memory_mb, inv.spec_loader, inv.host, nested=inv.nested
-    )
+    (result,) = run_chain([inv], mode="call", args_json=inv.args_json, nested=inv.nested)
+    assert result is not None
+    if result.error is not None:
+        raise result.error
+    assert result.text is not None
+    return result.text
+
+
+def run_chain(
+    steps: list[Invocation],
+    *,
+    mode: str,
+    args_json: str = "[]",
+    value_json: str = "null",
+    rest_json: str = "[]",
+    stop_on_error: bool = True,
+    nested: bool = False,
+) -> list[StepResult | None]:
+    """Run ``steps`` (each one plugin's hook) in order in one conversation with one sandbox.
+
+    ``mode`` "call" or "action": every step gets ``args_json``. "filter": each step gets
+    ``[value, *rest]`` where value is the previous successful step's result (first:
+    ``value_json``); a failed step passes its value on. ``stop_on_error``: the chain ends
+    at the first failure. Every step keeps its own time limit, host context and log.
+
+    Returns one entry per step: its :class:`StepResult`, or None for a step that did not
+    run (after ``stop_on_error``, or after the sandbox failed during an earlier step:
+    that step's entry holds the error, and the caller may run the rest again).
+    """
+    message: dict[str, Any] = {
+        "op": "call",
+        "mode": mode,
+        "steps": [[s.key, s.hook, s.timeout] for s in steps],
+        "stop": stop_on_error,
+    }
+    if mode == "filter":
+        message["value"], message["rest"] = value_json, rest_json
+    else:
+        message["args"] = args_json
+    results: list[StepResult | None] = [None] * len(steps)
+    try:
+        _converse(steps, message, results, nested=nested, keys=[s.key for s in steps])
+    except _StepFailed as exc:
+        results[exc.index] = StepResult(error=exc.error)
+    return results
 
 
 def inspect(spec: dict[str, Any], timeout: float, host: HostHandler) -> str:
     """Load ``spec`` in a fresh runtime and return the inspection JSON (hooks or error)."""
-    message = {"op": "inspect", "spec": spec, "timeout": timeout}
-    return _converse(spec["slug"], None, message, timeout, int(spec["memory_mb"]), lambda: spec, host)
+    step = Invocation(
+        slug=spec["slug"], key=str(spec["key"]), hook="", args_json="[]", timeout=timeout,
+        memory_mb=int(spec["memory_mb"]), spec_loader=lambda: spec, host=host,
+    )
+    results: list[StepResult | None] = [None]
+    try:
+        _converse([step], {"op": "inspect", "spec": spec, "timeout": timeout}, results, nested=False, keys=[])
+    except _StepFailed as exc:
+        raise exc.error from None
+    result = results[0]
+    assert result is not None
+    if result.error is not None:
+        raise result.error
+    assert result.text is not None
+    return result.text
 
 
 def _converse(
-    slug: str,
-    key: str | None,
-    message: dict[str, Any],
-    timeout: float,
-    memory_mb: int,
-    spec_loader: Callable[[], dict[str, Any]],
-    host: HostHandler,
-    nested: bool = False,
-) -> str:
-    """One call's whole conversation with one worker.
+    steps: list[Invocation], message: dict[str, Any], results: list[StepResult | None], *, nested: bool, keys: list[str]
+) -> None:
+    """One conversation with one worker, filling ``results``.
 
     The request is re-sent to a fresh worker only if it could not be written at all:
-    once it is in the channel the plugin may have run, and it must run at most once.
+    once it is in the channel a plugin may have run, and it must run at most once.
     """
     pool = get_pool()
     checkout_timeout = conf.get("CHECKOUT_TIMEOUT_SECONDS")
     call_id = secrets.token_hex(12)
     message = dict(message, id=call_id)
-    worker = pool.checkout(key, checkout_timeout, overflow=nested)
+    first = steps[0]
+    try:
+        worker = pool.checkout(keys, checkout_timeout, overflow=nested)
+    except PluginError as exc:
+        raise _StepFailed(0, exc) from None
     try:
         worker.send(message)
     except _SendFailed:
         # Dead before it read anything (killed while idle and not yet reaped): nothing ran.
         pool.checkin(worker, False)
-        worker = pool.checkout(key, checkout_timeout, overflow=nested)
+        worker = pool.checkout(keys, checkout_timeout, overflow=nested)
         try:
             worker.send(message)
         except _SendFailed:
             pool.checkin(worker, False)
-            raise PluginCrashed(f"the sandbox process for plugin {slug!r} could not be reached", slug=slug) from None
+            error = PluginCrashed(f"the sandbox process for plugin {first.slug!r} could not be reached", slug=first.slug)
+            raise _StepFailed(0, error) from None
     healthy = False
     try:
-        reply = _conversation(worker, call_id, slug, timeout, memory_mb, spec_loader, host)
+        _serve(worker, call_id, steps, results)
         healthy = True
     finally:
         pool.checkin(worker, healthy)
-    if "error" in reply:
-        error = reply["error"]
-        raise error_from(slug, error if isinstance(error, dict) else {}, timeout=timeout, memory_mb=memory_mb)
-    text = reply.get("ok")
-    if not isinstance(text, str):
-        raise PluginCrashed(f"the sandbox process running plugin {slug!r} broke protocol", slug=slug)
-    return text
 
 
 def _conversation(
@@ -478,69 +566,150 @@ def _conversation(
     spec_loader: Callable[[], dict[str, Any]],
     host: HostHandler,
 ) -> dict[str, Any]:
-    """Serve the worker's frames for call ``call_id`` until its result; return the result frame.
+    """Serve one single-step call on ``worker`` (see :func:`_serve`); return its result
+    frame's outcome, raising the conversation's own failures."""
+    step = Invocation(
+        slug=slug, key="", hook="", args_json="[]", timeout=timeout, memory_mb=memory_mb,
+        spec_loader=spec_loader, host=host,
+    )
+    results: list[StepResult | None] = [None]
+    try:
+        _serve(worker, call_id, [step], results)
+    except _StepFailed as exc:
+        raise exc.error from None
+    result = results[0]
+    assert result is not None
+    if result.error is not None:
+        raise result.error
+    return {"ok": result.text}
 
-    Any frame of another call, an unknown op, or bytes after the result kill the worker
-    (it is never checked back in) and fail this call only, as :class:`PluginCrashed`.
+
+def _pass_logs(step: Invocation, frame: dict[str, Any]) -> None:
+    lines = frame.get("logs")
+    if lines is None:
+        return
+    dropped = frame.get("dropped", 0)
+    if (
+        not isinstance(lines, list)
+        or not isinstance(dropped, int)
+        or not all(isinstance(x, list) and len(x) == 2 and all(isinstance(y, str) for y in x) for x in lines)
+    ):
+        raise _Violation("malformed log lines")
+    if step.logs is not None:
+        step.logs(lines, dropped)
+    else:
+        for line in lines:
+            step.host("log", protocol.dumps_text(line))
+
+
+def _outcome(step: Invocation, frame: dict[str, Any]) -> StepResult:
+    ms = frame.get("ms")
+    ms = float(ms) if isinstance(ms, int | float) else 0.0
+    if "error" in frame:
+        error = frame["error"]
+        return StepResult(
+            error=error_from(step.slug, error if isinstance(error, dict) else {}, timeout=step.timeout, memory_mb=step.memory_mb),
+            ms=ms,
+        )
+    text = frame.get("ok")
+    if not isinstance(text, str):
+        raise _Violation("a result that is not text")
+    return StepResult(text=text, ms=ms)
+
+
+def _serve(worker: WorkerProcess, call_id: str, steps: list[Invocation], results: list[StepResult | None]) -> None:
+    """Serve the worker's frames for call ``call_id`` until its result, filling ``results``.
+
+    Frames carry the index of the step they belong to, which must be the step running
+    now (steps run in order). Any frame of another call or step, an unknown op, or bytes
+    after the result kill the worker (it is never checked back in) and fail the step
+    running, as :class:`PluginCrashed` (raised as :class:`_StepFailed`).
     """
     grace = conf.get("SUPERVISOR_GRACE_MS") / 1000.0
     worker.rss_at_start = 0
+    index = 0
+    step = steps[0]
     try:
-        deadline = time.monotonic() + timeout + grace
+        deadline = time.monotonic() + step.timeout + grace
         while True:
             reply = worker.recv(deadline)
             if reply.get("id") != call_id:
                 raise _Violation("a frame that does not belong to this call")
+            if reply.get("i", 0) != index:
+                raise _Violation("a frame of another step")
             op = reply.get("op")
             if op == "host":
                 name, args = reply.get("name"), reply.get("args")
                 if not isinstance(name, str) or not isinstance(args, str):
                     raise _Violation("a malformed host call")
-                worker.send({"op": "host_result", "id": call_id, "reply": host(name, args)})
+                _pass_logs(step, reply)
+                worker.send({"op": "host_result", "id": call_id, "reply": step.host(name, args)})
             elif op == "need_spec":
-                worker.send({"op": "spec", "id": call_id, "spec": spec_loader()})
-                deadline = time.monotonic() + timeout + grace
+                if reply.get("key", step.key) != step.key:
+                    raise _Violation("a spec request for another plugin")
+                worker.send({"op": "spec", "id": call_id, "spec": step.spec_loader()})
+                deadline = time.monotonic() + step.timeout + grace
             elif op == "loaded":
                 # Loading had its own time budget; the call itself now gets a full one.
-                deadline = time.monotonic() + timeout + grace
+                _pass_logs(step, reply)
+                deadline = time.monotonic() + step.timeout + grace
+                worker.rss_at_start = 0
+            elif op == "step":
+                _pass_logs(step, reply)
+                results[index] = _outcome(step, reply)
+                index += 1
+                if index >= len(steps):
+                    raise _Violation("more steps than the call has")
+                step = steps[index]
+                deadline = time.monotonic() + step.timeout + grace
                 worker.rss_at_start = 0
             elif op == "result":
                 if worker.reader.buffered():
                     raise _Violation("bytes after the result")
+                _pass_logs(step, reply)
+                results[index] = _outcome(step, reply)
                 worker.warm = {str(k) for k in reply.get("warm") or () if isinstance(k, str)}
-                return reply
+                return
             else:
                 raise _Violation("an unexpected frame")
     except _Deadline:
         grew = worker.rss() - worker.rss_at_start if worker.rss_at_start else 0
         worker.kill()
+        slug, timeout, memory_mb = step.slug, step.timeout, step.memory_mb
         if grew > memory_mb * MIB // 2 or worker.died_of_memory():
-            raise PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug) from None
-        raise PluginTimeout(f"plugin {slug!r} exceeded its time limit ({timeout * 1000:.0f} ms)", slug=slug) from None
+            error: PluginError = PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug)
+        else:
+            error = PluginTimeout(f"plugin {slug!r} exceeded its time limit ({timeout * 1000:.0f} ms)", slug=slug)
+        raise _StepFailed(index, error) from None
     except _RssExceeded:
         worker.kill()
-        raise PluginMemoryError(
-            f"plugin {slug!r} exceeded the sandbox memory cap; the sandbox process was restarted", slug=slug
-        ) from None
+        error = PluginMemoryError(
+            f"plugin {step.slug!r} exceeded the sandbox memory cap; the sandbox process was restarted", slug=step.slug
+        )
+        raise _StepFailed(index, error) from None
     except _Violation as exc:
         worker.kill()
         logger.error(
-            "sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, slug, exc,
-            extra={"plugin": slug, "sandbox_pid": worker.pid},
+            "sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, step.slug, exc,
+            extra={"plugin": step.slug, "sandbox_pid": worker.pid},
         )
-        raise PluginCrashed(f"the sandbox process running plugin {slug!r} broke protocol", slug=slug) from None
+        error = PluginCrashed(f"the sandbox process running plugin {step.slug!r} broke protocol", slug=step.slug)
+        raise _StepFailed(index, error) from None
     except (protocol.ProtocolError, _SendFailed) as exc:
         worker.kill()
         code = worker.proc.returncode
+        slug = step.slug
         if code == EXIT_STUCK:
-            raise PluginTimeout(f"plugin {slug!r} exceeded its time limit and was killed", slug=slug) from None
-        if worker.died_of_memory():
-            raise PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug) from None
-        logger.warning(
-            "sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code,
-            extra={"plugin": slug, "sandbox_pid": worker.pid},
-        )
-        raise PluginCrashed(f"the sandbox process running plugin {slug!r} crashed (exit {code})", slug=slug) from None
+            error = PluginTimeout(f"plugin {slug!r} exceeded its time limit and was killed", slug=slug)
+        elif worker.died_of_memory():
+            error = PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({step.memory_mb} MiB)", slug=slug)
+        else:
+            logger.warning(
+                "sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code,
+                extra={"plugin": slug, "sandbox_pid": worker.pid},
+            )
+            error = PluginCrashed(f"the sandbox process running plugin {slug!r} crashed (exit {code})", slug=slug)
+        raise _StepFailed(index, error) from None
 
 
 def error_from(slug: str, error: dict[str, Any], *, timeout: float, memory_mb: int) -> PluginError:

@@ -1,14 +1,15 @@
 """Length-prefixed JSON frames over a pair of pipes (dedicated descriptors, never stdio).
 
-Shared by the supervisor (Django process) and the sandbox worker, so it must import
-nothing but the standard library.
+Shared by the supervisor (Django process) and the sandbox worker, so it imports nothing
+but the standard library and orjson (frames are on the path of every call).
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 from typing import Any
+
+import orjson
 
 HEADER = struct.Struct(">I")
 # A frame carries at most the argument/result caps plus the plugin source; anything
@@ -22,10 +23,18 @@ class ProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    try:
+        body = orjson.dumps(message)
+    except TypeError as exc:  # a lone surrogate or a non-JSON value: never sent half-valid
+        raise ProtocolError(f"frame cannot be encoded: {exc}") from None
     if len(body) > MAX_FRAME_BYTES:
         raise ProtocolError(f"frame of {len(body)} bytes exceeds {MAX_FRAME_BYTES}")
     return HEADER.pack(len(body)) + body
+
+
+def dumps_text(value: Any) -> str:
+    """Compact JSON text of plain data (lists, strings, numbers)."""
+    return orjson.dumps(value).decode()
 
 
 def write_message(fd: int, message: dict[str, Any]) -> None:
@@ -55,8 +64,8 @@ class FrameReader:
         body = bytes(self._buffer[HEADER.size:end])
         del self._buffer[:end]
         try:
-            message = json.loads(body)
-        except ValueError as exc:
+            message = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
             raise ProtocolError(f"invalid frame: {exc}") from None
         if not isinstance(message, dict):
             raise ProtocolError("frame is not an object")

@@ -6,8 +6,21 @@ settings or the database in this process for a V8 escape to find.
 
 Frames travel on two dedicated pipe descriptors passed by the supervisor; fds 0 and 1
 are /dev/null and fd 2 goes to the supervisor, which caps and logs it. Every frame of a
-call carries that call's id. Host calls (``log``, ``db``, ``storage``) are sent to the
-supervisor, which answers them on the Django thread that is waiting for this call.
+call carries that call's id. Host calls (``db``, ``storage``) are sent to the supervisor,
+which answers them on the Django thread that is waiting for this call; ``log`` lines are
+buffered here and sent with the next host call or the step's answer.
+
+Threads, and who owns the channel (exactly one thread reads and writes it at a time):
+- a warm runtime's thread, parked in the bootstrap's JS loop inside ``next()``, reads the
+  next frame itself, runs the call and writes the answer: a warm call crosses no other
+  thread in this process. Ownership moves with the work: to the runtime of the next step
+  of a chain, or to the main thread for anything else (a cold load, an inspection, the
+  idle sweep, shutdown).
+- the main thread runs an asyncio loop: it owns every jsrun ``Runtime`` object (creates,
+  loads, closes them), reads the channel when no runtime owns it, and answers a call whose
+  runtime died (heap limit, or terminated at its deadline).
+- the watchdog thread terminates a step that passes its deadline; parent-watch exits the
+  process when the supervisor is gone.
 
 Facts about jsrun 0.3.0 this file is built around (see docs/sandbox.md):
 - Runtimes are thread-affine: all of them live on this process's main thread.
@@ -49,7 +62,6 @@ MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SCRIPT_NAME = "<eval_async>"
 FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
-POLL_SECONDS = 0.02  # how often a call that has not answered yet checks its deadline
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
 # Address space (VmData) a runtime is assumed to reserve before it is measured (~70 MiB seen).
 RUNTIME_RESERVE = 80 * MIB
@@ -102,6 +114,7 @@ def bootstrap_source(
     return BOOTSTRAP_JS.replace("__SETTINGS__", json.dumps(settings))
 
 
+
 class CallFailed(Exception):
     """A call or load failed; ``error`` is the dict sent to the supervisor."""
 
@@ -119,19 +132,66 @@ class Spec:
     memory_mb: int
 
 
+STOP = None  # put in a runtime's inbox: its park loop returns
+
+
 @dataclass
 class Warm:
     spec: Spec
     runtime: Any
     park: Any = None  # the park loop (a JsFunction), kept referenced for the runtime's life
     park_future: Any = None  # its call_async future: done only when the loop stops or V8 dies
-    requests: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    responses: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # jobs handed over, or STOP
     handles: list[Any] = field(default_factory=list)
+    job: Job | None = None  # the job whose step this runtime runs next (its own thread only)
     last_used: float = 0.0
     dead: bool = False
     recycle: bool = False  # healthy, but kept too much memory: closed after this call
+    stopping: bool = False  # next() returns None: the park loop ends, main closes the runtime
+    temporary: bool = False  # an inspection's runtime: never in Worker.warm
+    pinned: Any = None  # see Worker.pin
     grown: int = 0  # data-size growth across this runtime's calls: memory it kept
+
+
+@dataclass
+class Step:
+    key: str
+    hook: str
+    timeout: float
+
+
+@dataclass
+class Job:
+    """One call frame: a single hook call, or a chain of steps (a filter or an action
+    over several plugins) run in one conversation with the supervisor."""
+
+    call_id: str
+    steps: list[Step]
+    mode: str  # "call", "action", "filter" or "inspect"
+    args: str = "[]"  # JSON list text: every step's arguments ("call", "action")
+    value: str = "null"  # "filter": the value passed through, as JSON text
+    rest: str = "[]"  # "filter": the arguments after the value
+    stop_on_error: bool = True
+    index: int = 0
+    inspect_spec: Spec | None = None
+    # The current step, shared by the runtime running it, the watchdog and the main thread
+    # (under STEP_LOCK: one step runs per process at a time).
+    running: Warm | None = None
+    answered: bool = True
+    terminated: bool = False
+    started: float = 0.0
+    data_before: int = 0
+    logs: list[list[str]] = field(default_factory=list)
+    dropped: int = 0
+
+    @property
+    def step(self) -> Step:
+        return self.steps[self.index]
+
+    def arguments(self) -> str:
+        if self.mode != "filter":
+            return self.args
+        return "[" + self.value + ("]" if self.rest == "[]" else "," + self.rest[1:])
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
@@ -147,34 +207,114 @@ def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+STEP_LOCK = threading.Lock()
+# Set when the main thread has answered a step the watchdog terminated.
+RESOLVED = threading.Event()
+
+
+class Watchdog:
+    """Terminates the running step when its deadline passes (one step runs at a time).
+
+    Arming costs a lock; the thread is woken only when the new deadline is earlier than
+    the one it sleeps towards, so a busy worker wakes it about once per time limit.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.cond = threading.Condition()
+        self.current: tuple[Job, Warm, float] | None = None
+        self.sleeping_until: float | None = None  # None: waiting for a step to be armed
+        threading.Thread(target=self.run, name="watchdog", daemon=True).start()
+
+    def arm(self, job: Job, warm: Warm, deadline: float) -> None:
+        with self.cond:
+            self.current = (job, warm, deadline)
+            if self.sleeping_until is None or self.sleeping_until > deadline:
+                self.cond.notify()
+
+    def disarm(self) -> None:
+        with self.cond:
+            self.current = None
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                if self.current is None:
+                    self.sleeping_until = None
+                    self.cond.wait()
+                    continue
+                job, warm, deadline = self.current
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self.sleeping_until = deadline
+                    self.cond.wait(wait)
+                    continue
+                self.current = None
+            with STEP_LOCK:
+                if job.running is not warm or job.answered:
+                    continue
+                job.terminated = True
+                warm.dead = True
+                RESOLVED.clear()
+            # Runtime methods must be called on the thread that created it (main).
+            self.loop.call_soon_threadsafe(terminate, warm)
+            # The main thread answers once V8 has stopped; if it does not stop, exiting is
+            # the only way out: the supervisor reports the call and starts a new worker.
+            if not RESOLVED.wait(STUCK_SECONDS):
+                os._exit(EXIT_STUCK)
+
+
+MAIN = None  # Worker.owner when the main thread owns the channel
+IN_TRANSIT = object()  # Worker.owner while a job waits in a runtime's inbox: that runtime owns it next
+
+
 class Worker:
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self.reader = protocol.FrameReader(int(options["in_fd"]))
         self.out_fd = int(options["out_fd"])
-        self.call_id: str | None = None
         self.specs: OrderedDict[str, Spec] = OrderedDict()
         self.warm: OrderedDict[str, Warm] = OrderedDict()
-        self.retiring: list[Warm] = []
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.data_ceiling = int(options["data_limit_mb"]) * MIB
+        self.max_log_lines = int(options.get("max_log_lines", 100))
+        self.max_log_chars = int(options.get("max_log_line_chars", 2000))
+        self.max_host_args = int(options["max_host_args_chars"])
+        self.idle_seconds = float(options["idle_seconds"])
+        self.owner: Any = MAIN
+        self.current: Job | None = None  # the job being served (host calls and logs use it)
+        self.main_busy = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.watchdog = Watchdog(self.loop)
 
-    # -- I/O -----------------------------------------------------------------
+    # -- the channel (its owner only) ------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
-        if self.call_id is not None:
-            message["id"] = self.call_id
         protocol.write_message(self.out_fd, message)
 
-    def receive(self, op: str) -> dict[str, Any]:
-        """The supervisor's reply ``op`` for the current call; anything else ends this process."""
+    def receive(self, op: str, call_id: str) -> dict[str, Any]:
+        """The supervisor's reply ``op`` for call ``call_id``; anything else ends this process."""
         try:
             reply = self.reader.read_blocking()
         except protocol.ProtocolError:
             os._exit(EXIT_ORPHAN)  # the supervisor is gone
-        if reply.get("op") != op or reply.get("id") != self.call_id:
+        if reply.get("op") != op or reply.get("id") != call_id:
             os._exit(EXIT_PROTOCOL)
         return reply
+
+    def read_frame(self, timeout: float | None) -> dict[str, Any] | None:
+        """The next frame, or None after ``timeout`` seconds without one."""
+        message = self.reader.pop()
+        while message is None:
+            readable, _, _ = select.select([self.reader.fd], [], [], timeout)
+            if not readable:
+                return None
+            try:
+                self.reader.fill()
+            except protocol.ProtocolError:
+                os._exit(EXIT_ORPHAN)
+            message = self.reader.pop()
+        return message
 
     def host(self, name: Any, args_json: Any) -> str:
         """Bound into every runtime; runs on the runtime's thread during a call.
@@ -183,64 +323,378 @@ class Worker:
         carrying Python's own text.
         """
         try:
+            job = self.current
+            if job is None:
+                os._exit(EXIT_PROTOCOL)
             if not isinstance(name, str) or not isinstance(args_json, str):
-                return json.dumps({"error": {"name": "TypeError", "message": "invalid host call"}})
-            if len(args_json) > int(self.options["max_host_args_chars"]):
-                return json.dumps({"error": {"name": "RangeError", "message": "host call arguments are too large"}})
-            # One call runs per worker and the main thread does not read while it waits for
-            # that call: this thread owns the channel until the reply arrives.
-            self.send({"op": "host", "name": name, "args": args_json})
-            reply = self.receive("host_result")["reply"]
+                return '{"error":{"name":"TypeError","message":"invalid host call"}}'
+            if len(args_json) > self.max_host_args:
+                return '{"error":{"name":"RangeError","message":"host call arguments are too large"}}'
+            if name == "log":
+                return self.buffer_log(job, args_json)
+            # This thread owns the channel for the whole step: it alone reads the reply.
+            self.send(self.frame(job, "host", {"name": name, "args": args_json}))
+            reply = self.receive("host_result", job.call_id)["reply"]
             if not isinstance(reply, str):
                 os._exit(EXIT_PROTOCOL)
             return reply
         except BaseException:
             os._exit(EXIT_PROTOCOL)
 
-    # -- main loop -------------------------------------------------------------
+    def buffer_log(self, job: Job, args_json: str) -> str:
+        """A ``log`` line is kept with the step and sent with its next frame: no round trip.
+        Lines past MAX_LOG_LINES are counted, as the supervisor would."""
+        if len(job.logs) >= self.max_log_lines:
+            job.dropped += 1
+            return '{"ok":null}'
+        try:
+            level, text = json.loads(args_json)
+        except (ValueError, TypeError):
+            return '{"error":{"name":"TypeError","message":"log() takes a level name and a message string"}}'
+        if not isinstance(level, str) or not isinstance(text, str):
+            return '{"error":{"name":"TypeError","message":"log() takes a level name and a message string"}}'
+        # One character over the supervisor's cap keeps its "cut" marker exact.
+        job.logs.append([level[:20], text[: self.max_log_chars + 1]])
+        return '{"ok":null}'
+
+    def frame(self, job: Job, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A frame of ``job``'s current step, carrying (and clearing) its buffered logs."""
+        fields["op"] = op
+        fields["id"] = job.call_id
+        fields["i"] = job.index
+        if job.logs or job.dropped:
+            fields["logs"] = job.logs
+            fields["dropped"] = job.dropped
+            job.logs = []
+            job.dropped = 0
+        return fields
+
+    # -- runtime threads: the park loop's next() and respond() ---------------------------
+    def next_request(self, warm: Warm) -> str:
+        """Bound as ``__plugins_next``: the next request for this runtime ("" to stop)."""
+        try:
+            while True:
+                if warm.stopping:
+                    return self.unpin(warm)
+                job = warm.job
+                if job is None:
+                    if self.owner is warm:
+                        self.read_as_owner(warm)
+                        continue
+                    item = warm.inbox.get()
+                    if item is STOP:
+                        return self.unpin(warm)
+                    warm.job = item
+                    continue
+                return self.begin_step(warm, job)
+        except BaseException as exc:
+            fatal(exc)
+            raise
+
+    def pin(self, warm: Warm) -> None:
+        """Keep a Python thread state on this runtime's thread (called on it, once).
+
+        jsrun enters Python for every bound call with PyGILState_Ensure; on a thread with
+        no thread state of its own that creates and destroys one each time: measured
+        16-35 us per crossing, against ~1 us once one is kept (it holds no GIL between
+        calls). Released when the park loop stops; a terminated runtime leaks one."""
+        if warm.pinned is None:
+            warm.pinned = _gil_ensure()
+
+    def unpin(self, warm: Warm) -> str:
+        if warm.pinned is not None:
+            _gil_release(warm.pinned)
+            warm.pinned = None
+        return ""
+
+    def read_as_owner(self, warm: Warm) -> None:
+        deadline = self.next_idle_deadline()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        message = self.read_frame(timeout)
+        if message is None:  # a runtime is due to close: the main thread sweeps
+            self.give_to_main(None)
+            return
+        job = self.job_from(message)
+        if job is None or job.mode == "inspect":
+            self.give_to_main(message)
+        else:
+            self.dispatch(job, warm)
+
+    def dispatch(self, job: Job, current: Warm | None) -> None:
+        """Run ``job``'s current step on its warm runtime (which then owns the channel), or
+        let the main thread load it. Called by the channel's owner (``current``; None: main)."""
+        target = self.warm.get(job.step.key)
+        if target is not None and not target.dead:
+            if target is current:
+                current.job = job
+                return
+            self.owner = IN_TRANSIT
+            target.inbox.put(job)
+            return
+        if current is None:
+            self.loop.create_task(self.load_and_dispatch(job))
+        else:
+            self.give_to_main(job)
+
+    def give_to_main(self, item: Any) -> None:
+        self.owner = MAIN
+        self.loop.call_soon_threadsafe(self.main_receive, item)
+
+    def begin_step(self, warm: Warm, job: Job) -> str:
+        self.owner = warm
+        with STEP_LOCK:
+            job.running = warm
+            job.answered = False
+            job.terminated = False
+        self.current = job
+        job.data_before = now = current_data_bytes()
+        # Left in place after the step: every step and every load sets its own.
+        self.limit_data(now - warm.grown + 2 * warm.spec.memory_mb * MIB + CALL_SLACK)
+        job.started = time.perf_counter()
+        step = job.step
+        self.watchdog.arm(job, warm, time.monotonic() + step.timeout)
+        if job.mode == "inspect":
+            return "i"
+        return "c" + step.hook + "\0" + job.arguments()
+
+    def exchange(self, warm: Warm, kind: Any, text: Any, retained: Any) -> str:
+        """Bound as ``__plugins_exchange``: the outcome of this runtime's step in, its next
+        request out (one crossing per call)."""
+        self.respond(warm, kind, text, retained)
+        return self.next_request(warm)
+
+    def respond(self, warm: Warm, kind: Any, text: Any, retained: Any) -> None:
+        """The step's outcome, from the park loop."""
+        try:
+            job = warm.job
+            if job is None:
+                os._exit(EXIT_PROTOCOL)
+            with STEP_LOCK:
+                if job.answered or job.terminated:
+                    # Past its deadline: V8 stops this loop at once and the main thread
+                    # answers; should the loop ask for more, it gets nothing.
+                    warm.stopping = True
+                    return
+                job.answered = True
+            self.watchdog.disarm()
+            self.account_memory(warm, current_data_bytes() - job.data_before, retained)
+            warm.last_used = time.monotonic()
+            if kind == "ok" and isinstance(text, str):
+                outcome: dict[str, Any] = {"ok": text}
+            else:
+                outcome = {"error": self.classify_thrown(warm, parse_report(text))}
+            warm.job = None
+            if warm.recycle or warm.temporary:
+                if not warm.temporary:
+                    self.warm.pop(warm.spec.key, None)
+                warm.stopping = True
+            final = self.finish_step(job, outcome)
+            if not final:
+                self.dispatch(job, warm)
+            elif warm.stopping:
+                self.give_to_main(None)
+        except BaseException as exc:
+            fatal(exc)
+
+    def finish_step(self, job: Job, outcome: dict[str, Any]) -> bool:
+        """Send the current step's outcome and move on; True when that was the answer."""
+        failed = "error" in outcome
+        final = job.index == len(job.steps) - 1 or (failed and job.stop_on_error)
+        outcome["ms"] = round((time.perf_counter() - job.started) * 1000.0, 3)
+        if final:
+            outcome["warm"] = list(self.warm)
+        self.current = None
+        self.send(self.frame(job, "result" if final else "step", outcome))
+        if final:
+            return True
+        if job.mode == "filter" and not failed:
+            job.value = outcome["ok"]
+        job.index += 1
+        return False
+
+    # -- the main thread -----------------------------------------------------------------
     def serve(self, layers: dict[str, Any]) -> None:
         self.send({"op": "ready", "pid": os.getpid(), "layers": layers})
-        while True:
+        self.main_listen()
+        self.loop.run_forever()
+
+    def main_listen(self) -> None:
+        """The main thread owns the channel and has nothing to do: wait for a frame."""
+        self.main_busy = False
+        self.loop.add_reader(self.reader.fd, self.main_readable)
+        self.schedule_sweep()
+        if self.reader.buffered():
+            self.loop.call_soon(self.main_readable)
+
+    def main_readable(self) -> None:
+        if self.main_busy or self.owner is not MAIN:
+            return
+        message = self.reader.pop()
+        if message is None:
+            try:
+                self.reader.fill()
+            except protocol.ProtocolError:
+                self.shutdown()
             message = self.reader.pop()
             if message is None:
-                wait = self.next_idle_deadline()
-                timeout = None if wait is None else max(0.0, wait - time.monotonic())
-                readable, _, _ = select.select([self.reader.fd], [], [], timeout)
-                if not readable:
-                    self.close_idle()
-                    continue
-                try:
-                    self.reader.fill()
-                except protocol.ProtocolError:
-                    self.shutdown()
-                continue
-            self.handle(message)
+                return
+        self.loop.remove_reader(self.reader.fd)
+        self.main_busy = True
+        self.main_receive(message)
 
-    def handle(self, message: dict[str, Any]) -> None:
+    def main_receive(self, item: Any) -> None:
+        """Work handed to the main thread (it owns the channel from here)."""
+        self.loop.remove_reader(self.reader.fd)
+        self.main_busy = True
+        if item is None:  # a runtime went idle past its deadline, or stopped
+            self.close_idle()
+            self.main_listen()
+        elif isinstance(item, Job):
+            self.loop.create_task(self.load_and_dispatch(item))
+        else:
+            job = self.job_from(item)
+            if job is None:
+                if item.get("op") == "shutdown":
+                    self.shutdown()
+                os._exit(EXIT_PROTOCOL)  # job_from() accepts inspect: not reached
+            elif job.mode == "inspect":
+                self.loop.create_task(self.inspect(job))
+            else:
+                self.dispatch(job, None)
+
+    def job_from(self, message: dict[str, Any]) -> Job | None:
+        """A call frame as a Job; None for a frame the main thread handles (shutdown)."""
         op = message.get("op")
-        if op == "shutdown":
-            self.shutdown()
         call_id = message.get("id")
+        if op == "shutdown":
+            return None
         if op not in {"call", "inspect"} or not isinstance(call_id, str):
             os._exit(EXIT_PROTOCOL)
-        self.call_id = call_id
         try:
-            if op == "call":
-                text = self.loop.run_until_complete(self.call(message))
+            if op == "inspect":
+                spec = self.spec_from(message["spec"])
+                return Job(call_id, [Step(spec.key, "", float(message["timeout"]))], "inspect", inspect_spec=spec)
+            steps = [Step(str(k), str(h), float(t)) for k, h, t in message["steps"]]
+            mode = str(message.get("mode", "call"))
+            if not steps or mode not in {"call", "action", "filter"} or any("\0" in s.hook for s in steps):
+                os._exit(EXIT_PROTOCOL)
+            return Job(
+                call_id, steps, mode,
+                args=str(message.get("args", "[]")),
+                value=str(message.get("value", "null")),
+                rest=str(message.get("rest", "[]")),
+                stop_on_error=bool(message.get("stop", True)),
+            )
+        except (KeyError, TypeError, ValueError):
+            os._exit(EXIT_PROTOCOL)
+
+    async def load_and_dispatch(self, job: Job) -> None:
+        """Load the runtime of ``job``'s current step, then hand the step to it. A load
+        that fails answers that step; the chain goes on as it would after a failed call."""
+        try:
+            while True:
+                key = job.step.key
+                warm = self.warm.get(key)
+                if warm is not None and not warm.dead:
+                    self.dispatch(job, None)
+                    return
+                job.started = time.perf_counter()
+                self.current = job
+                try:
+                    warm = await self.load_step(job)
+                except CallFailed as exc:
+                    if self.finish_step(job, {"error": exc.error}):
+                        self.main_listen()
+                        return
+                    continue
+                self.current = None
+                self.owner = IN_TRANSIT
+                warm.inbox.put(job)
+                return
+        except BaseException as exc:
+            fatal(exc)
+
+    async def load_step(self, job: Job) -> Warm:
+        key = job.step.key
+        spec = self.specs.get(key)
+        if spec is None:
+            self.send(self.frame(job, "need_spec", {"key": key}))
+            spec = self.spec_from(self.receive("spec", job.call_id)["spec"])
+            if spec.key != key:
+                os._exit(EXIT_PROTOCOL)
+            self.specs[key] = spec
+            while len(self.specs) > SPEC_CACHE_SIZE:
+                self.specs.popitem(last=False)
+        self.specs.move_to_end(key)
+        # Make room first: every runtime reserves address space under RLIMIT_DATA.
+        while len(self.warm) >= int(self.options["warm_runtimes"]):
+            await self.stop(self.warm.pop(next(iter(self.warm))))
+        warm = await self.load(spec, job.step.timeout)
+        self.forget_other_versions(spec)
+        self.warm[key] = warm
+        self.send(self.frame(job, "loaded", {"key": key}))
+        return warm
+
+    async def inspect(self, job: Job) -> None:
+        try:
+            assert job.inspect_spec is not None
+            self.current = job
+            job.started = time.perf_counter()
+            try:
+                warm = await self.load(job.inspect_spec, job.step.timeout, temporary=True)
+            except CallFailed as exc:
+                self.finish_step(job, {"error": exc.error})
+                self.main_listen()
+                return
+            self.current = None
+            self.owner = IN_TRANSIT
+            warm.inbox.put(job)
+        except BaseException as exc:
+            fatal(exc)
+
+    def on_park_done(self, warm: Warm, future: asyncio.Future[Any]) -> None:
+        """A park loop ended (main thread): stopped on request, or V8 stopped it (heap
+        limit, or the watchdog's terminate()). A step it was running is answered here."""
+        try:
+            exc = future.exception() if not future.cancelled() else None
+            job = warm.job
+            if job is not None and job.running is warm:
+                with STEP_LOCK:
+                    unanswered = not job.answered
+                    job.answered = True
             else:
-                text = self.loop.run_until_complete(self.inspect(self.spec_from(message["spec"]), float(message["timeout"])))
-            self.enforce_warm_bound()
-            self.send({"op": "result", "ok": text, "warm": list(self.warm)})
-        except CallFailed as exc:
-            self.send({"op": "result", "error": exc.error, "warm": list(self.warm)})
-        finally:
-            self.call_id = None
-        self.close_retiring()
+                unanswered = False
+            warm.dead = warm.dead or not warm.stopping
+            if self.warm.get(warm.spec.key) is warm and (warm.dead or unanswered):
+                del self.warm[warm.spec.key]
+            self.close_warm(warm)
+            if unanswered and job is not None:
+                self.watchdog.disarm()
+                self.limit_data(self.data_ceiling)
+                warm.job = None
+                if exc is None:
+                    error = {"kind": "internal", "message": "the runtime stopped unexpectedly"}
+                else:
+                    error = self.classify(exc, warm, terminated=job.terminated)
+                self.owner = MAIN
+                self.main_busy = True
+                self.loop.remove_reader(self.reader.fd)
+                final = self.finish_step(job, {"error": error})
+                RESOLVED.set()
+                if final:
+                    self.main_listen()
+                else:
+                    self.loop.create_task(self.load_and_dispatch(job))
+            elif self.owner is warm:  # it owned the channel when it stopped
+                self.owner = MAIN
+                self.main_listen()
+        except BaseException as exc:
+            fatal(exc)
 
     def shutdown(self) -> None:
         for key in list(self.warm):
-            self.discard(key)
-        self.close_retiring()
+            warm = self.warm.pop(key)
+            warm.inbox.put(STOP)
         # os._exit: interpreter finalization with jsrun threads alive can abort.
         os._exit(0)
 
@@ -253,90 +707,6 @@ class Worker:
             config_json=str(data["config"]),
             memory_mb=int(data["memory_mb"]),
         )
-
-    async def call(self, message: dict[str, Any]) -> str:
-        key = str(message["key"])
-        timeout = float(message["timeout"])
-        spec = self.specs.get(key)
-        if spec is None:
-            self.send({"op": "need_spec"})
-            spec = self.spec_from(self.receive("spec")["spec"])
-            self.specs[key] = spec
-            while len(self.specs) > SPEC_CACHE_SIZE:
-                self.specs.popitem(last=False)
-        self.specs.move_to_end(key)
-        warm = self.warm.get(key)
-        if warm is None:
-            # Make room first: every runtime reserves address space under RLIMIT_DATA.
-            while len(self.warm) >= int(self.options["warm_runtimes"]):
-                oldest = self.warm.pop(next(iter(self.warm)))
-                await self.stop_park(oldest)
-                self.close_warm(oldest)
-            warm = await self.load(spec, timeout)
-            self.forget_other_versions(spec)
-            self.warm[key] = warm
-            self.send({"op": "loaded"})
-        self.warm.move_to_end(key)
-        try:
-            return await self.call_parked(warm, ["call", str(message["hook"]), str(message["args"])], timeout)
-        finally:
-            warm.last_used = time.monotonic()
-            if warm.dead or warm.recycle:
-                self.discard(key)
-
-    async def inspect(self, spec: Spec, timeout: float) -> str:
-        warm = await self.load(spec, timeout)
-        try:
-            return await self.call_parked(warm, ["inspect"], timeout)
-        finally:
-            self.retiring.append(warm)  # closed after the call, outside the event loop
-
-    async def call_parked(self, warm: Warm, request: list[str], timeout: float) -> str:
-        """Hand one request to the runtime's park loop and wait for its reply.
-
-        The reply normally arrives within microseconds; while waiting longer this polls,
-        letting jsrun report a runtime that died (heap limit) and enforcing the deadline.
-        """
-        before = current_data_bytes()
-        self.limit_data(self.call_data_limit(warm))
-        warm.requests.put(request)
-        deadline = time.monotonic() + timeout
-        stuck_at = None
-        try:
-            while True:
-                try:
-                    kind, text, retained = warm.responses.get(timeout=POLL_SECONDS)
-                    break
-                except queue.Empty:
-                    pass
-                await asyncio.sleep(0)  # lets jsrun deliver the park loop's end, if any
-                future = warm.park_future
-                if future.done():
-                    # V8 stopped the code: heap limit, or our terminate() below.
-                    warm.dead = True
-                    exc = future.exception() if not future.cancelled() else None
-                    if exc is None:
-                        raise CallFailed({"kind": "internal", "message": "the runtime stopped unexpectedly"})
-                    raise CallFailed(self.classify(exc, warm, terminated=stuck_at is not None))
-                now = time.monotonic()
-                if stuck_at is None and now >= deadline:
-                    warm.dead = True
-                    warm.runtime.terminate()
-                    stuck_at = now + STUCK_SECONDS
-                elif stuck_at is not None and now >= stuck_at:
-                    os._exit(EXIT_STUCK)
-        finally:
-            self.limit_data(self.data_ceiling)
-        self.account_memory(warm, current_data_bytes() - before, retained)
-        if kind == "ok" and isinstance(text, str):
-            return text
-        try:
-            reported = json.loads(text) if isinstance(text, str) else {}
-        except ValueError:
-            reported = {}
-        if not isinstance(reported, dict):
-            reported = {}
-        raise CallFailed(self.classify_thrown(warm, reported))
 
     def account_memory(self, warm: Warm, growth: int, retained: Any) -> None:
         """Recycle a runtime that keeps more than its plugin's limit between calls.
@@ -366,7 +736,8 @@ class Worker:
             return current_data_bytes() + RUNTIME_RESERVE + CALL_SLACK
         return current_data_bytes() - current.grown + 2 * current.spec.memory_mb * MIB + CALL_SLACK
 
-    async def load(self, spec: Spec, timeout: float) -> Warm:
+    async def load(self, spec: Spec, timeout: float, *, temporary: bool = False) -> Warm:
+        """A new runtime running ``spec``'s code, parked (main thread)."""
         config = jsrun.RuntimeConfig(
             max_heap_size=spec.memory_mb * MIB,
             max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
@@ -379,14 +750,15 @@ class Worker:
             raise CallFailed({"kind": "memory", "message": "could not start a runtime within the memory limit"}) from None
         finally:
             self.limit_data(self.data_ceiling)
-        warm = Warm(spec=spec, runtime=runtime)
+        warm = Warm(spec=spec, runtime=runtime, temporary=temporary)
         try:
             runtime.bind_function("__plugins_host", self.host)
-            # Bind the queues, not `warm`: a closure over `warm` would let the runtime's own
-            # thread drop the last reference to the Runtime, which jsrun refuses (unsendable).
-            requests, responses = warm.requests, warm.responses
-            runtime.bind_function("__plugins_next", requests.get)
-            runtime.bind_function("__plugins_respond", lambda kind, text, retained: responses.put((kind, text, retained)))
+            # Closures over `warm` would let the runtime's own thread drop the last
+            # reference to the Runtime, which jsrun refuses (unsendable): bind through a
+            # holder that never owns the runtime.
+            ref = _WarmRef(self, warm)
+            runtime.bind_function("__plugins_next", ref.next)
+            runtime.bind_function("__plugins_exchange", ref.exchange)
             source = bootstrap_source(
                 config_json=spec.config_json,
                 max_chars=int(self.options["max_result_bytes"]),
@@ -398,15 +770,17 @@ class Worker:
             except Exception as exc:
                 # Fail closed: the engine offers something the allowlist does not know.
                 raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
-            result = await self.run(warm, lambda: runtime.eval_async(spec.source), timeout)
+            result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
             warm.park_future = asyncio.ensure_future(warm.park.call_async())
+            warm.park_future.add_done_callback(lambda f: self.on_park_done(warm, f))
         except BaseException:
             self.close_warm(warm)
             raise
+        warm.last_used = time.monotonic()
         return warm
 
-    async def run(self, warm: Warm, start: Any, timeout: float) -> Any:
+    async def run_top_level(self, warm: Warm, start: Any, timeout: float) -> Any:
         """Run the plugin's top-level code (``start()`` returns a jsrun awaitable) under
         the time limit and the call's data limit."""
         state = {"terminated": False}
@@ -499,73 +873,124 @@ class Worker:
     def limit_data(self, limit: int) -> None:
         resource.setrlimit(resource.RLIMIT_DATA, (min(limit, self.data_ceiling), self.data_ceiling))
 
-    # -- warm runtime bookkeeping ------------------------------------------------------
+    # -- warm runtime bookkeeping (main thread, or the channel's owner) -----------------------
     def forget_other_versions(self, spec: Spec) -> None:
         for key, warm in list(self.warm.items()):
             if warm.spec.slug == spec.slug and key != spec.key:
-                self.discard(key)
+                del self.warm[key]
+                warm.stopping = True
+                warm.inbox.put(STOP)
         for key, other in list(self.specs.items()):
             if other.slug == spec.slug and key != spec.key:
                 del self.specs[key]
 
-    def enforce_warm_bound(self) -> None:
-        limit = int(self.options["warm_runtimes"])
-        while len(self.warm) > limit:
-            self.discard(next(iter(self.warm)))
-
     def next_idle_deadline(self) -> float | None:
         if not self.warm:
             return None
-        idle = float(self.options["idle_seconds"])
-        return min(w.last_used for w in self.warm.values()) + idle
+        return min(w.last_used for w in self.warm.values()) + self.idle_seconds
+
+    def schedule_sweep(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        deadline = self.next_idle_deadline()
+        if deadline is not None:
+            self.idle_timer = self.loop.call_at(
+                self.loop.time() + max(0.0, deadline - time.monotonic()), self.sweep_when_listening
+            )
+
+    def sweep_when_listening(self) -> None:
+        self.idle_timer = None
+        if self.owner is MAIN and not self.main_busy:
+            self.close_idle()
+            self.schedule_sweep()
 
     def close_idle(self) -> None:
-        idle = float(self.options["idle_seconds"])
         now = time.monotonic()
         for key, warm in list(self.warm.items()):
-            if now - warm.last_used >= idle:
-                self.discard(key)
+            if now - warm.last_used >= self.idle_seconds:
+                del self.warm[key]
+                warm.stopping = True
+                warm.inbox.put(STOP)  # its park loop returns; on_park_done closes it
 
-    def discard(self, key: str) -> None:
-        warm = self.warm.pop(key, None)
-        if warm is None:
-            return
-        if self.loop.is_running() and not warm.dead:
-            # Inside a call: stopping a park loop needs the event loop, so this runtime
-            # is closed right after the call (see handle()).
-            self.retiring.append(warm)
-        else:
-            self.close_warm(warm)
-
-    def close_retiring(self) -> None:
-        while self.retiring:
-            self.close_warm(self.retiring.pop())
-
-    async def stop_park(self, warm: Warm) -> None:
-        """Let a healthy runtime's park loop return, so that closing it does not block."""
+    async def stop(self, warm: Warm) -> None:
+        """Stop a parked runtime's loop and close it (main thread, while it owns the channel)."""
         future = warm.park_future
         if future is not None and not future.done() and not warm.dead:
-            warm.requests.put(None)
+            warm.stopping = True
+            warm.inbox.put(STOP)
             await asyncio.wait({future}, timeout=1.0)
+        self.close_warm(warm)
 
     def close_warm(self, warm: Warm) -> None:
+        if warm.runtime is None:
+            return
         future = warm.park_future
-        if future is not None and not future.done() and not warm.dead:
-            warm.requests.put(None)  # the park loop returns; the runtime thread is free
-            if not self.loop.is_running():
-                self.loop.run_until_complete(asyncio.wait({future}, timeout=1.0))
         if future is not None and future.done() and not future.cancelled():
             future.exception()  # retrieved: no "exception was never retrieved" noise
-        if warm.runtime is not None:
-            try:
-                warm.runtime.close()
-            except BaseException:
-                pass  # closing a terminated runtime may raise; its thread is stopped either way
+        if future is not None and not future.done() and not warm.dead:
+            warm.stopping = True
+            warm.inbox.put(STOP)
+            return  # on_park_done closes it once the loop has returned
+        runtime, warm.runtime = warm.runtime, None
+        try:
+            runtime.close()
+        except BaseException:
+            pass  # closing a terminated runtime may raise; its thread is stopped either way
         # Handles are dropped only after close(): a finalizer on a closed runtime returns
         # at once, one on a busy open runtime would block this thread.
         warm.handles.clear()
         warm.park = None
         release_freed_memory()
+
+    def limit_data(self, limit: int) -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (min(limit, self.data_ceiling), self.data_ceiling))
+
+
+class _WarmRef:
+    """What a runtime's bound functions hold: the worker and its Warm (never the Runtime
+    alone)."""
+
+    __slots__ = ("worker", "warm")
+
+    def __init__(self, worker: Worker, warm: Warm) -> None:
+        self.worker = worker
+        self.warm = warm
+
+    def next(self) -> str:
+        self.worker.pin(self.warm)
+        return self.worker.next_request(self.warm)
+
+    def exchange(self, kind: Any, text: Any, retained: Any) -> str:
+        return self.worker.exchange(self.warm, kind, text, retained)
+
+
+def terminate(warm: Warm) -> None:
+    if warm.runtime is not None:
+        warm.runtime.terminate()
+
+
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+_gil_release = ctypes.pythonapi.PyGILState_Release
+_gil_release.argtypes = [ctypes.c_int]
+
+
+def parse_report(text: Any) -> dict[str, Any]:
+    try:
+        reported = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        reported = {}
+    return reported if isinstance(reported, dict) else {}
+
+
+def fatal(exc: BaseException) -> None:
+    """A bug in this process: a short note for the supervisor's log, then exit at once."""
+    try:
+        note = "".join(traceback.format_exception(exc, limit=-4))
+        os.write(2, f"sandbox worker failed: {note}".encode("utf-8", "replace")[-4000:])
+    finally:
+        os._exit(EXIT_UNEXPECTED)
 
 
 _STATM_FD: int | None = None
