@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from django.db.models import F
 from django.utils import timezone
 
 from . import conf
@@ -31,7 +30,7 @@ def record_failure(row: DispatchRow, exc: PluginError) -> None:
 
     threshold = conf.get("BREAKER_THRESHOLD")
     plugins = Plugin.objects.filter(pk=row.pk)
-    plugins.update(consecutive_failures=F("consecutive_failures") + 1)
+    plugins.count_failure()
     if not threshold:
         return
     reason = log_safe(f"{threshold} consecutive failures; last: {type(exc).__name__}: {exc}", 2000)
@@ -47,7 +46,7 @@ def record_failure(row: DispatchRow, exc: PluginError) -> None:
 def record_success(row: DispatchRow) -> None:
     from .models import Plugin
 
-    Plugin.objects.filter(pk=row.pk).update(consecutive_failures=0)
+    Plugin.objects.filter(pk=row.pk, consecutive_failures__gt=0).update(consecutive_failures=0)
 
 
 def resume(slug: str) -> bool:

@@ -168,6 +168,14 @@ class PluginQuerySet(DispatchQuerySet):
             kwargs.setdefault("edit_token", uuid.uuid4())
         return super().update(**kwargs)
 
+    def count_failure(self) -> None:
+        """Add one to ``consecutive_failures`` (the circuit breaker). Only a plugin's first
+        failure invalidates the dispatch cache: dispatch reads the count only as "failing
+        or not" (whether a success must reset it), and a flaky plugin would otherwise make
+        every process reload its state after each failure."""
+        if not self.filter(consecutive_failures=0).update(consecutive_failures=1):
+            models.QuerySet.update(self, consecutive_failures=models.F("consecutive_failures") + 1)
+
     def dispatch_row(self, slug: str) -> DispatchRow | None:
         """Fetch what a hook call needs about plugin ``slug`` in one plain statement.
 

@@ -434,6 +434,23 @@ def test_breaker_pauses_and_resets_across_the_cache(plugin, make_plugin, setting
 
 
 @pytest.mark.django_db(transaction=True)
+def test_only_a_plugins_first_failure_invalidates_the_cache(plugin, settings):
+    """A flaky plugin must not make every process reload its state after each failure:
+    dispatch only needs to know whether the plugin is failing."""
+    settings.PLUGINS_APP = {"BREAKER_THRESHOLD": 10}
+    assert outcome("p") == "ok"
+    before = generation()
+    assert outcome("p", True) == "PluginScriptError"
+    first = generation()
+    assert first != before
+    for _ in range(3):
+        assert outcome("p", True) == "PluginScriptError"
+    assert generation() == first and Plugin.objects.get(slug="p").consecutive_failures == 4
+    assert outcome("p") == "ok"  # the reset is a change again
+    assert generation() != first and Plugin.objects.get(slug="p").consecutive_failures == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_pause_by_another_process_is_seen_at_the_next_scope(plugin):
     with hooks.scope():
         assert outcome("p") == "ok"
