@@ -8,13 +8,10 @@ from django.core import checks
 
 from . import conf
 
-# Address space (VmData) one parked jsrun runtime reserves, measured ~70 MiB.
-RUNTIME_RESERVATION_MB = 80
-
 _POSITIVE_INTS = [
     "DEFAULT_MEMORY_MB", "MAX_MEMORY_MB", "MIN_MEMORY_MB", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS",
     "MIN_TIMEOUT_MS", "MAX_SOURCE_BYTES", "MAX_CONFIG_BYTES", "MAX_ARGS_BYTES", "MAX_RESULT_BYTES",
-    "MAX_LOG_LINES", "MAX_LOG_LINE_CHARS", "POOL_SIZE", "WARM_RUNTIMES_PER_WORKER",
+    "MAX_LOG_LINES", "MAX_LOG_LINE_CHARS", "POOL_SIZE",
     "WORKER_DATA_LIMIT_MB", "WORKER_RSS_LIMIT_MB", "DEFAULT_MAX_HOST_CALLS", "DEFAULT_MAX_ROWS_READ",
     "DEFAULT_MAX_ROWS_WRITTEN", "DEFAULT_MAX_HOST_RESULT_BYTES", "STORAGE_MAX_KEY_CHARS",
     "STORAGE_MAX_VALUE_BYTES", "STORAGE_MAX_TOTAL_BYTES", "HTTP_MAX_BODY_BYTES", "HTTP_MAX_RESPONSE_BYTES",
@@ -57,20 +54,48 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         errors.append(checks.Error("DEFAULT_MEMORY_MB must lie between MIN_MEMORY_MB and MAX_MEMORY_MB.", id="plugins_app.E004"))
     if not conf.get("MIN_TIMEOUT_MS") <= conf.get("DEFAULT_TIMEOUT_MS") <= conf.get("MAX_TIMEOUT_MS"):
         errors.append(checks.Error("DEFAULT_TIMEOUT_MS must lie between MIN_TIMEOUT_MS and MAX_TIMEOUT_MS.", id="plugins_app.E005"))
-    needed = RUNTIME_RESERVATION_MB * conf.get("WARM_RUNTIMES_PER_WORKER") + 2 * conf.get("MAX_MEMORY_MB") + 256
-    if conf.get("WORKER_DATA_LIMIT_MB") < needed:
+    warm = conf.get("WARM_RUNTIMES_PER_WORKER")
+    if warm is not None and (not isinstance(warm, int) or isinstance(warm, bool) or warm <= 0):
         errors.append(
-            checks.Error(
-                f"WORKER_DATA_LIMIT_MB is too small: {needed} MiB needed.",
-                hint=(
-                    f"Each warm runtime reserves ~{RUNTIME_RESERVATION_MB} MiB of address space, and a call may map "
-                    "2 x MAX_MEMORY_MB more: use at least "
-                    f"{RUNTIME_RESERVATION_MB} * WARM_RUNTIMES_PER_WORKER + 2 * MAX_MEMORY_MB + 256."
-                ),
-                id="plugins_app.E006",
-            )
+            checks.Error("PLUGINS_APP['WARM_RUNTIMES_PER_WORKER'] must be a positive integer or None.", id="plugins_app.E003")
         )
+    elif not any(e.id == "plugins_app.E003" for e in errors):
+        errors.extend(_check_capacity(warm))
     return errors
+
+
+def _check_capacity(warm: int | None) -> list[checks.CheckMessage]:
+    """E006: the warm runtimes, the standby runtime and one call of a MAX_MEMORY_MB plugin
+    fit under WORKER_DATA_LIMIT_MB (the model: ``sandbox.snapshot.worker_data_needed_mb``);
+    past it V8 aborts the whole worker instead of raising an error."""
+    from .sandbox import snapshot
+
+    max_memory, limit = conf.get("MAX_MEMORY_MB"), conf.get("WORKER_DATA_LIMIT_MB")
+    fit = snapshot.warm_runtimes_that_fit(limit, max_memory) - 1  # one is the standby
+    count = fit if warm is None else warm
+    needed = snapshot.worker_data_needed_mb(max(count, 1) + 1, max_memory)
+    if needed <= limit:
+        return []
+    if fit >= 1:
+        fits = f"only {fit} warm runtime{'s' if fit != 1 else ''} fit{'s' if fit == 1 else ''}"
+    else:
+        fits = f"not even one runtime and one call of a plugin with MAX_MEMORY_MB = {max_memory} fit"
+    setting = "None (as many as fit)" if warm is None else str(warm)
+    return [
+        checks.Error(
+            f"Sandbox workers would run out of address space: WARM_RUNTIMES_PER_WORKER = {setting} with "
+            f"MAX_MEMORY_MB = {max_memory} needs WORKER_DATA_LIMIT_MB >= {needed}, but it is {limit}: {fits}.",
+            hint=(
+                f"Each runtime reserves ~{snapshot.RUNTIME_RESERVE_MB} MiB of address space "
+                f"({snapshot.runtime_reserve_mb(max_memory)} MiB for a {max_memory} MiB plugin), the worker keeps "
+                f"one more as a standby for cold starts, a call may map 2 x its memory limit + "
+                f"{snapshot.CALL_SLACK_MB} MiB, and the worker itself takes ~{snapshot.WORKER_BASE_MB} MiB; past "
+                "the limit V8 aborts the worker. Lower WARM_RUNTIMES_PER_WORKER or MAX_MEMORY_MB, or raise "
+                "WORKER_DATA_LIMIT_MB."
+            ),
+            id="plugins_app.E006",
+        )
+    ]
 
 
 @checks.register()

@@ -3,7 +3,8 @@
 The layers themselves are applied by every sandbox process (``sandbox/oslayers.py``);
 here the Django process asks the platform, without applying anything, whether the
 layers the settings ask for can be applied, so that a missing one is said out loud at
-start-up instead of being found in a sandbox's report.
+start-up instead of being found in a sandbox's report. (The sandbox's capacity is E006,
+in checks.py.)
 """
 from __future__ import annotations
 
@@ -65,3 +66,4 @@ def check_os_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             )
         )
     return messages
+

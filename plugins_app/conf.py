@@ -52,7 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "POOL_SIZE": 2,
     # Warm runtimes are parked (no CPU) but each reserves ~65 MiB of address space under
     # WORKER_DATA_LIMIT_MB; the idle timeout returns their memory.
-    "WARM_RUNTIMES_PER_WORKER": 12,
+    # None: as many as fit under WORKER_DATA_LIMIT_MB next to one call of a MAX_MEMORY_MB
+    # plugin and the standby runtime (see warm_runtimes_per_worker()).
+    "WARM_RUNTIMES_PER_WORKER": None,
     "RUNTIME_IDLE_SECONDS": 60.0,
     "WORKER_DATA_LIMIT_MB": 3072,
     "WORKER_RSS_LIMIT_MB": 1536,
@@ -151,3 +153,15 @@ def get(name: str) -> Any:
 def _reset(*, setting: str, **kwargs: Any) -> None:
     if setting == "PLUGINS_APP":
         _user_settings.cache_clear()
+
+
+def warm_runtimes_per_worker() -> int:
+    """``WARM_RUNTIMES_PER_WORKER``, or when it is None, how many runtimes fit in a worker's
+    address space (``WORKER_DATA_LIMIT_MB``) next to one call of a ``MAX_MEMORY_MB`` plugin
+    and the standby runtime the worker keeps for the next cold start (at least 1)."""
+    value = get("WARM_RUNTIMES_PER_WORKER")
+    if value is not None:
+        return int(value)
+    from .sandbox import snapshot
+
+    return max(1, snapshot.warm_runtimes_that_fit(get("WORKER_DATA_LIMIT_MB"), get("MAX_MEMORY_MB")) - 1)

@@ -95,7 +95,7 @@ def _pool_state() -> dict[str, Any]:
     else:
         state = {"size": getattr(pool, "size", conf.get("POOL_SIZE")), "idle": list(pool.worker_pids())}
     state["POOL_SIZE"] = conf.get("POOL_SIZE")
-    state["WARM_RUNTIMES_PER_WORKER"] = conf.get("WARM_RUNTIMES_PER_WORKER")
+    state["WARM_RUNTIMES_PER_WORKER"] = conf.warm_runtimes_per_worker()
     state["limits"] = {name: conf.get(name) for name in LIMIT_SETTINGS}
     return state
 

@@ -163,13 +163,18 @@ def _run_row(
         seconds = _effective_timeout(row.timeout_ms, timeout)
         if context is None:
             context = _host_context(row)
-        with _nesting(slug):
-            try:
-                result = _invoke(row, hook, args_json, seconds, context, spec=spec)
-            except PluginError as exc:
-                if count_failures and isinstance(exc, PLUGIN_FAULTS):
-                    breaker.record_failure(row, exc)
-                raise
+        if _depth.value >= conf.get("MAX_HOOK_DEPTH"):
+            limit = conf.get("MAX_HOOK_DEPTH")
+            raise HookDepthExceeded(f"hooks nested deeper than {limit} levels (at plugin {slug!r})", slug=slug)
+        _depth.value += 1  # see _nesting (inlined: this is every call's path)
+        try:
+            result = _invoke(row, hook, args_json, seconds, context, spec=spec)
+        except PluginError as exc:
+            if count_failures and isinstance(exc, PLUGIN_FAULTS):
+                breaker.record_failure(row, exc)
+            raise
+        finally:
+            _depth.value -= 1
     except PluginError as exc:
         # The execution log and health metrics: in memory only, never raises (calllog.py).
         calllog.record(row, hook, time.perf_counter() - started, exc, context, args_json, None)
@@ -219,8 +224,6 @@ def _invoke(
     *,
     spec: dict[str, Any] | None = None,
 ) -> CallResult:
-    from .models import Plugin
-
     slug = row.slug
     if context is None:
         context = _host_context(row)

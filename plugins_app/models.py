@@ -5,7 +5,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from django.conf import settings
@@ -69,7 +69,7 @@ class DispatchRow:
     consecutive_failures: int = 0
     paused: bool = False
 
-    @property
+    @cached_property  # frozen: computed once per row (rows are cached per process)
     def runtime_key(self) -> str:
         return make_runtime_key(self.slug, self.version, self.fingerprint)
 

@@ -215,11 +215,12 @@ def _options() -> dict[str, Any]:
     return {
         "data_limit_mb": conf.get("WORKER_DATA_LIMIT_MB"),
         "rss_limit_mb": conf.get("WORKER_RSS_LIMIT_MB"),
-        "warm_runtimes": conf.get("WARM_RUNTIMES_PER_WORKER"),
+        "warm_runtimes": conf.warm_runtimes_per_worker(),
         "idle_seconds": conf.get("RUNTIME_IDLE_SECONDS"),
         "max_result_bytes": conf.get("MAX_RESULT_BYTES"),
         "max_host_args_chars": conf.get("MAX_ARGS_BYTES"),
         "max_log_lines": conf.get("MAX_LOG_LINES"),
+        "default_memory_mb": conf.get("DEFAULT_MEMORY_MB"),
         "max_log_line_chars": conf.get("MAX_LOG_LINE_CHARS"),
         "start_timeout": conf.get("WORKER_START_TIMEOUT_SECONDS"),
         "max_data_depth": conf.get("MAX_DATA_DEPTH"),
@@ -668,7 +669,9 @@ def _serve(worker: WorkerProcess, call_id: str, steps: list[Invocation], results
                     raise _Violation("bytes after the result")
                 _pass_logs(step, reply)
                 results[index] = _outcome(step, reply)
-                worker.warm = {str(k) for k in reply.get("warm") or () if isinstance(k, str)}
+                warm = reply.get("warm")
+                if warm is not None:  # sent when it changed
+                    worker.warm = {k for k in warm if isinstance(k, str)} if isinstance(warm, list) else set()
                 return
             else:
                 raise _Violation("an unexpected frame")

@@ -53,20 +53,22 @@ from typing import Any
 import jsrun
 
 if __package__:  # imported by tests from the Django process
-    from . import oslayers, protocol
+    from . import oslayers, protocol, snapshot
 else:  # the sandbox process: started with this directory on sys.path (see pool.BOOT)
     import oslayers  # type: ignore[import-not-found,no-redef]
     import protocol  # type: ignore[import-not-found,no-redef]
+    import snapshot  # type: ignore[import-not-found,no-redef]
 
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SCRIPT_NAME = "<eval_async>"
 FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
-# Address space (VmData) a runtime is assumed to reserve before it is measured (~70 MiB seen).
-RUNTIME_RESERVE = 80 * MIB
-CALL_SLACK = 64 * MIB  # data a call may map beyond 2 x its plugin's limit (jsrun, Python, frames)
+CALL_SLACK = snapshot.CALL_SLACK_MB * MIB  # data a call may map beyond 2 x its limit (jsrun, Python, frames)
 PARENT_CHECK_SECONDS = 0.2
+# Creating or closing a runtime waits until no frame has come for this long (see
+# Worker.idle_work_when_listening).
+IDLE_WORK_DELAY = 0.005
 STUCK_SECONDS = 2.0  # V8 not stopping this long after terminate(): exit, the supervisor restarts us
 
 EXIT_STUCK = 3  # keep in sync with pool.py
@@ -150,17 +152,31 @@ class Warm:
     stopping: bool = False  # next() returns None: the park loop ends, main closes the runtime
     temporary: bool = False  # an inspection's runtime: never in Worker.warm
     pinned: Any = None  # see Worker.pin
+    parked: asyncio.Future[Any] | None = None  # resolved when the park loop first asks for work
     grown: int = 0  # data-size growth across this runtime's calls: memory it kept
 
 
 @dataclass
+class Standby:
+    """A runtime created ahead of need, parked in a bound ``queue.get`` (an idle open
+    runtime spins a core): the next cold load of a plugin of this memory limit adopts it
+    instead of waiting ~5-10 ms for a new one."""
+
+    runtime: Any
+    memory_mb: int
+    hold: queue.SimpleQueue
+    function: Any  # the JsFunction parked in hold.get: referenced until the runtime closes
+    future: Any
+
+
+@dataclass(slots=True)
 class Step:
     key: str
     hook: str
     timeout: float
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One call frame: a single hook call, or a chain of steps (a filter or an action
     over several plugins) run in one conversation with the supervisor."""
@@ -210,6 +226,24 @@ def clean_text(text: str, limit: int, *, keep_newlines: bool = False) -> str:
 STEP_LOCK = threading.Lock()
 # Set when the main thread has answered a step the watchdog terminated.
 RESOLVED = threading.Event()
+
+
+class WarmRuntimes(OrderedDict):  # type: ignore[type-arg]
+    """Warm runtimes by key, oldest first, with a version that changes with the keys."""
+
+    version = 0
+
+    def __setitem__(self, key: str, value: Warm) -> None:
+        self.version += 1
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.version += 1
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        self.version += 1
+        return super().pop(key, *default)
 
 
 class Watchdog:
@@ -274,7 +308,8 @@ class Worker:
         self.reader = protocol.FrameReader(int(options["in_fd"]))
         self.out_fd = int(options["out_fd"])
         self.specs: OrderedDict[str, Spec] = OrderedDict()
-        self.warm: OrderedDict[str, Warm] = OrderedDict()
+        self.warm: WarmRuntimes = WarmRuntimes()
+        self.warm_reported = -1  # the WarmRuntimes.version last sent to the supervisor
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.data_ceiling = int(options["data_limit_mb"]) * MIB
@@ -287,6 +322,13 @@ class Worker:
         self.main_busy = False
         self.idle_timer: asyncio.TimerHandle | None = None
         self.watchdog = Watchdog(self.loop)
+        # Every runtime of this process comes from one snapshot (jsrun aborts a process that
+        # mixes snapshot and plain runtimes); built after the OS layers (see snapshot.py).
+        self.factory = snapshot.RuntimeFactory(BOOTSTRAP_JS)
+        self.standby: Standby | None = None
+        self.want_standby = True
+        self.to_close: list[Warm] = []  # stopped runtimes, closed at the next quiet moment
+        self.standby_memory_mb = int(options.get("default_memory_mb", snapshot.DEFAULT_RUNTIME_MEMORY_MB))
 
     # -- the channel (its owner only) ------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -410,8 +452,10 @@ class Worker:
     def read_as_owner(self, warm: Warm) -> None:
         deadline = self.next_idle_deadline()
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if self.idle_work_pending():
+            timeout = IDLE_WORK_DELAY if timeout is None else min(timeout, IDLE_WORK_DELAY)
         message = self.read_frame(timeout)
-        if message is None:  # a runtime is due to close: the main thread sweeps
+        if message is None:  # quiet: the main thread sweeps and does its idle work
             self.give_to_main(None)
             return
         job = self.job_from(message)
@@ -501,8 +545,10 @@ class Worker:
         failed = "error" in outcome
         final = job.index == len(job.steps) - 1 or (failed and job.stop_on_error)
         outcome["ms"] = round((time.perf_counter() - job.started) * 1000.0, 3)
-        if final:
+        if final and self.warm.version != self.warm_reported:
+            # The supervisor keeps the last list it got: sent only when it changed.
             outcome["warm"] = list(self.warm)
+            self.warm_reported = self.warm.version
         self.current = None
         self.send(self.frame(job, "result" if final else "step", outcome))
         if final:
@@ -525,6 +571,24 @@ class Worker:
         self.schedule_sweep()
         if self.reader.buffered():
             self.loop.call_soon(self.main_readable)
+        elif self.idle_work_pending():
+            self.loop.call_later(IDLE_WORK_DELAY, self.idle_work_when_listening)
+
+    def idle_work_pending(self) -> bool:
+        return bool(self.to_close) or (self.standby is None and self.want_standby)
+
+    def idle_work_when_listening(self) -> None:
+        """Work that would stall a call, done when no call has come for a moment: creating
+        and closing runtimes hold the GIL for milliseconds, and every running call needs
+        it to cross between JavaScript and Python."""
+        if self.owner is not MAIN or self.main_busy or self.reader.buffered():
+            return
+        readable, _, _ = select.select([self.reader.fd], [], [], 0)
+        if readable:
+            return  # main_readable runs next
+        while self.to_close:
+            self.close_warm(self.to_close.pop())
+        self.prepare_standby()
 
     def main_readable(self) -> None:
         if self.main_busy or self.owner is not MAIN:
@@ -546,9 +610,10 @@ class Worker:
         """Work handed to the main thread (it owns the channel from here)."""
         self.loop.remove_reader(self.reader.fd)
         self.main_busy = True
-        if item is None:  # a runtime went idle past its deadline, or stopped
+        if item is None:  # quiet for a while, or a runtime stopped
             self.close_idle()
             self.main_listen()
+            self.idle_work_when_listening()
         elif isinstance(item, Job):
             self.loop.create_task(self.load_and_dispatch(item))
         else:
@@ -626,9 +691,13 @@ class Worker:
             while len(self.specs) > SPEC_CACHE_SIZE:
                 self.specs.popitem(last=False)
         self.specs.move_to_end(key)
-        # Make room first: every runtime reserves address space under RLIMIT_DATA.
-        while len(self.warm) >= int(self.options["warm_runtimes"]):
-            await self.stop(self.warm.pop(next(iter(self.warm))))
+        # Make room first: every runtime reserves address space under RLIMIT_DATA, and V8
+        # aborts the process (no exception) when a reservation fails.
+        while self.warm and (
+            len(self.warm) >= int(self.options["warm_runtimes"]) or not self.room_for(spec.memory_mb)
+        ):
+            least_recent = min(self.warm.values(), key=lambda w: w.last_used)
+            await self.stop(self.warm.pop(least_recent.spec.key))
         warm = await self.load(spec, job.step.timeout)
         self.forget_other_versions(spec)
         self.warm[key] = warm
@@ -667,7 +736,6 @@ class Worker:
             warm.dead = warm.dead or not warm.stopping
             if self.warm.get(warm.spec.key) is warm and (warm.dead or unanswered):
                 del self.warm[warm.spec.key]
-            self.close_warm(warm)
             if unanswered and job is not None:
                 self.watchdog.disarm()
                 self.limit_data(self.data_ceiling)
@@ -688,6 +756,10 @@ class Worker:
             elif self.owner is warm:  # it owned the channel when it stopped
                 self.owner = MAIN
                 self.main_listen()
+            if warm.dead or warm.recycle:
+                self.close_warm(warm)  # it may hold memory a bomb left behind: now
+            else:
+                self.to_close.append(warm)  # closed when the process is quiet
         except BaseException as exc:
             fatal(exc)
 
@@ -722,8 +794,8 @@ class Worker:
         if kept > limit or warm.grown > 2 * limit:
             warm.recycle = True
 
-    def call_data_limit(self, current: Warm | None) -> int:
-        """RLIMIT_DATA for one call (``None``: for creating a runtime).
+    def call_data_limit(self, current: Warm | None, memory_mb: int = 0) -> int:
+        """RLIMIT_DATA for one call (``None``: for creating a runtime of ``memory_mb``).
 
         Heap limits do not cover ArrayBuffer or string backing stores; one call runs per
         process at a time, so the process data limit bounds what a call may map: what the
@@ -733,24 +805,72 @@ class Worker:
         wrong too: measured, closing a runtime does not give its address space back.
         """
         if current is None:
-            return current_data_bytes() + RUNTIME_RESERVE + CALL_SLACK
+            return current_data_bytes() + snapshot.runtime_reserve_mb(memory_mb) * MIB + CALL_SLACK
         return current_data_bytes() - current.grown + 2 * current.spec.memory_mb * MIB + CALL_SLACK
 
-    async def load(self, spec: Spec, timeout: float, *, temporary: bool = False) -> Warm:
-        """A new runtime running ``spec``'s code, parked (main thread)."""
-        config = jsrun.RuntimeConfig(
-            max_heap_size=spec.memory_mb * MIB,
-            max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
-            enable_console=False,
-        )
-        self.limit_data(self.call_data_limit(None))
+    def room_for(self, memory_mb: int) -> bool:
+        """Whether a new runtime of ``memory_mb`` and one call of it fit under the ceiling."""
+        need = (snapshot.runtime_reserve_mb(memory_mb) + 2 * memory_mb) * MIB + CALL_SLACK
+        return current_data_bytes() + need <= self.data_ceiling
+
+    def new_runtime(self, memory_mb: int) -> Any:
+        """A runtime restored from the snapshot, created under a data limit that leaves it
+        exactly its reservation (a failure is a CallFailed, not an abort)."""
+        if current_data_bytes() + snapshot.runtime_reserve_mb(memory_mb) * MIB + CALL_SLACK > self.data_ceiling:
+            raise CallFailed({"kind": "memory", "message": "no room for another runtime in this sandbox process"})
+        self.limit_data(self.call_data_limit(None, memory_mb))
         try:
-            runtime = jsrun.Runtime(config)
+            return self.factory.new_runtime(
+                max_heap_size=memory_mb * MIB,
+                max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
+            )
         except Exception:  # thread spawn refused under RLIMIT_DATA, etc.
             raise CallFailed({"kind": "memory", "message": "could not start a runtime within the memory limit"}) from None
         finally:
             self.limit_data(self.data_ceiling)
+
+    def prepare_standby(self) -> None:
+        """Create the standby runtime while nothing waits for it (main thread); wanted
+        again after the next load."""
+        self.want_standby = False
+        if self.standby is not None or not self.room_for(self.standby_memory_mb):
+            return
+        if len(self.warm) >= int(self.options["warm_runtimes"]):
+            return  # the next load evicts anyway; keep the address space for the warm ones
+        try:
+            runtime = self.new_runtime(self.standby_memory_mb)
+        except CallFailed:
+            return
+        hold: queue.SimpleQueue = queue.SimpleQueue()
+        runtime.bind_function("__plugins_standby", hold.get)
+        function = runtime.eval("() => { __plugins_standby(); return 0; }")
+        future = asyncio.ensure_future(function.call_async())
+        self.standby = Standby(runtime, self.standby_memory_mb, hold, function, future)
+
+    async def adopt_standby(self, memory_mb: int) -> tuple[Any, Any] | None:
+        """The standby runtime, unparked, if it has ``memory_mb``; None otherwise."""
+        standby = self.standby
+        if standby is None or standby.memory_mb != memory_mb:
+            return None
+        self.standby = None
+        # The parked call must have returned before binding: bind_function holds the GIL
+        # while it waits for the runtime thread, which needs it to leave hold.get.
+        standby.hold.put(None)
+        await standby.future
+        return standby.runtime, standby.function
+
+    async def load(self, spec: Spec, timeout: float, *, temporary: bool = False) -> Warm:
+        """A new runtime running ``spec``'s code, parked (main thread)."""
+        # An inspection (validating a save) leaves the standby to the call that follows it.
+        adopted = None
+        if not temporary:
+            self.standby_memory_mb = spec.memory_mb
+            self.want_standby = True
+            adopted = await self.adopt_standby(spec.memory_mb)
+        runtime = adopted[0] if adopted is not None else self.new_runtime(spec.memory_mb)
         warm = Warm(spec=spec, runtime=runtime, temporary=temporary)
+        if adopted is not None:
+            warm.handles.append(adopted[1])
         try:
             runtime.bind_function("__plugins_host", self.host)
             # Closures over `warm` would let the runtime's own thread drop the last
@@ -766,14 +886,18 @@ class Worker:
                 memory_mb=spec.memory_mb,
             )
             try:
-                warm.park = runtime.eval(source)
+                warm.park = runtime.eval(self.factory.bootstrap_script(source))
             except Exception as exc:
                 # Fail closed: the engine offers something the allowlist does not know.
                 raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
             result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
+            warm.parked = self.loop.create_future()
             warm.park_future = asyncio.ensure_future(warm.park.call_async())
             warm.park_future.add_done_callback(lambda f: self.on_park_done(warm, f))
+            # Until the park loop runs, its start needs this thread's event loop: anything
+            # slow done here before (creating the standby) would delay the first call.
+            await asyncio.wait({warm.parked, warm.park_future}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             self.close_warm(warm)
             raise
@@ -959,10 +1083,19 @@ class _WarmRef:
 
     def next(self) -> str:
         self.worker.pin(self.warm)
+        parked = self.warm.parked
+        if parked is not None:
+            self.warm.parked = None
+            self.worker.loop.call_soon_threadsafe(_set_done, parked)
         return self.worker.next_request(self.warm)
 
     def exchange(self, kind: Any, text: Any, retained: Any) -> str:
         return self.worker.exchange(self.warm, kind, text, retained)
+
+
+def _set_done(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def terminate(warm: Warm) -> None:
