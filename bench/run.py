@@ -105,16 +105,22 @@ def configure_sandbox(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.pool_size is not None:
         overrides["POOL_SIZE"] = args.pool_size
-    warm = args.warm_per_worker if args.warm_per_worker is not None else max(project["WARM_RUNTIMES_PER_WORKER"], args.plugins)
-    if warm != project["WARM_RUNTIMES_PER_WORKER"]:
+    from plugins_app.sandbox import snapshot
+
+    # Plugins spread over the pool's sandboxes: each must hold its share warm.
+    pool_size = overrides.get("POOL_SIZE", project["POOL_SIZE"])
+    share = -(-args.plugins // pool_size)
+    warm = args.warm_per_worker if args.warm_per_worker is not None else max(conf.warm_runtimes_per_worker(), share)
+    if warm != conf.warm_runtimes_per_worker():
         overrides["WARM_RUNTIMES_PER_WORKER"] = warm
-    # System check E006: each warm runtime reserves ~80 MiB of address space under RLIMIT_DATA.
-    data_needed = 80 * warm + 2 * project["MAX_MEMORY_MB"] + 256
+    # System check E006: the warm runtimes, the standby one and one call must fit.
+    data_needed = snapshot.worker_data_needed_mb(warm + 1, project["MAX_MEMORY_MB"])
     if data_needed > project["WORKER_DATA_LIMIT_MB"]:
         overrides["WORKER_DATA_LIMIT_MB"] = data_needed
     if overrides:
         override_settings(PLUGINS_APP={**(getattr(settings, "PLUGINS_APP", None) or {}), **overrides}).enable()
     used = {name: conf.get(name) for name in project}
+    used["WARM_RUNTIMES_PER_WORKER"] = conf.warm_runtimes_per_worker()
     return {"used": used, "project": project, "overridden": sorted(overrides)}
 
 

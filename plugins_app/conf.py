@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     # plugin and the standby runtime (see warm_runtimes_per_worker()).
     "WARM_RUNTIMES_PER_WORKER": None,
     "RUNTIME_IDLE_SECONDS": 60.0,
-    "WORKER_DATA_LIMIT_MB": 3072,
+    "WORKER_DATA_LIMIT_MB": 4096,  # address space, not memory: ~72 MiB per warm runtime
     "WORKER_RSS_LIMIT_MB": 1536,
     "CHECKOUT_TIMEOUT_SECONDS": 10.0,
     "SUPERVISOR_GRACE_MS": 500,

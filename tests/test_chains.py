@@ -325,3 +325,16 @@ def test_a_warm_sandbox_serves_calls_from_many_threads(make_plugin, one_sandbox)
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_plugins_with_large_memory_limits_load_next_to_small_ones(make_plugin, one_sandbox):
+    """A runtime reserves address space that grows with its heap limit (V8's code range):
+    a 256 and a 512 MiB plugin must fit under the worker's data limit, not abort it."""
+    make_plugin("const plugin = { h() { return 'small'; } };", slug="small")
+    make_plugin("const plugin = { h() { return new Array(1e6).fill(1).length; } };", slug="big", memory_limit_mb=256)
+    make_plugin("const plugin = { h() { return 'huge'; } };", slug="huge", memory_limit_mb=512)
+    (pid,) = {pool.get_pool().checkout(None, 1.0).pid for _ in range(1)}
+    pool.get_pool().checkin(next(w for w in pool.get_pool()._busy if w.pid == pid), True)
+    for _ in range(2):
+        assert [hooks.call(s, "h") for s in ("small", "big", "huge")] == ["small", 1_000_000, "huge"]
+    assert pool.get_pool().worker_pids() == [pid]  # the same sandbox process all along

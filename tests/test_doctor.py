@@ -78,8 +78,8 @@ def test_doctor_starts_a_sandbox_and_prints_its_layers_versions_and_pool(fake_po
     assert "user          active      uid 65534 (nobody), gid 65534" in out
     assert "landlock      active      ABI 7" in out
     assert "seccomp       active      106 system calls restricted" in out
-    assert "Pool: POOL_SIZE 2, started 1, idle 1 (pids 4242), busy 0; WARM_RUNTIMES_PER_WORKER 18" in out  # as many as fit
-    assert "WORKER_DATA_LIMIT_MB 3072" in out
+    assert "Pool: POOL_SIZE 2, started 1, idle 1 (pids 4242), busy 0; WARM_RUNTIMES_PER_WORKER 32" in out  # as many as fit
+    assert "WORKER_DATA_LIMIT_MB 4096" in out
     assert "WARNING" not in out
     doctor("--strict")  # every layer active: exit 0
 

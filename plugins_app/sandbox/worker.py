@@ -167,6 +167,7 @@ class Standby:
     hold: queue.SimpleQueue
     function: Any  # the JsFunction parked in hold.get: referenced until the runtime closes
     future: Any
+    ref: _WarmRef  # its bridge functions, bound ahead (binding is slow right after a park)
 
 
 @dataclass(slots=True)
@@ -842,12 +843,22 @@ class Worker:
         except CallFailed:
             return
         hold: queue.SimpleQueue = queue.SimpleQueue()
+        ref = _WarmRef(self, None)
+        self.bind_bridge(runtime, ref)
         runtime.bind_function("__plugins_standby", hold.get)
         function = runtime.eval("() => { __plugins_standby(); return 0; }")
         future = asyncio.ensure_future(function.call_async())
-        self.standby = Standby(runtime, self.standby_memory_mb, hold, function, future)
+        self.standby = Standby(runtime, self.standby_memory_mb, hold, function, future, ref)
 
-    async def adopt_standby(self, memory_mb: int) -> tuple[Any, Any] | None:
+    def bind_bridge(self, runtime: Any, ref: _WarmRef) -> None:
+        """The Python functions the bootstrap captures (it deletes their globals)."""
+        runtime.bind_function("__plugins_host", self.host)
+        # Closures over the Warm would let the runtime's own thread drop the last reference
+        # to the Runtime, which jsrun refuses (unsendable): bind through a holder.
+        runtime.bind_function("__plugins_next", ref.next)
+        runtime.bind_function("__plugins_exchange", ref.exchange)
+
+    async def adopt_standby(self, memory_mb: int) -> Standby | None:
         """The standby runtime, unparked, if it has ``memory_mb``; None otherwise."""
         standby = self.standby
         if standby is None or standby.memory_mb != memory_mb:
@@ -857,7 +868,7 @@ class Worker:
         # while it waits for the runtime thread, which needs it to leave hold.get.
         standby.hold.put(None)
         await standby.future
-        return standby.runtime, standby.function
+        return standby
 
     async def load(self, spec: Spec, timeout: float, *, temporary: bool = False) -> Warm:
         """A new runtime running ``spec``'s code, parked (main thread)."""
@@ -867,18 +878,14 @@ class Worker:
             self.standby_memory_mb = spec.memory_mb
             self.want_standby = True
             adopted = await self.adopt_standby(spec.memory_mb)
-        runtime = adopted[0] if adopted is not None else self.new_runtime(spec.memory_mb)
+        runtime = adopted.runtime if adopted is not None else self.new_runtime(spec.memory_mb)
         warm = Warm(spec=spec, runtime=runtime, temporary=temporary)
-        if adopted is not None:
-            warm.handles.append(adopted[1])
         try:
-            runtime.bind_function("__plugins_host", self.host)
-            # Closures over `warm` would let the runtime's own thread drop the last
-            # reference to the Runtime, which jsrun refuses (unsendable): bind through a
-            # holder that never owns the runtime.
-            ref = _WarmRef(self, warm)
-            runtime.bind_function("__plugins_next", ref.next)
-            runtime.bind_function("__plugins_exchange", ref.exchange)
+            if adopted is not None:
+                warm.handles.append(adopted.function)
+                adopted.ref.warm = warm
+            else:
+                self.bind_bridge(runtime, _WarmRef(self, warm))
             source = bootstrap_source(
                 config_json=spec.config_json,
                 max_chars=int(self.options["max_result_bytes"]),
@@ -1077,19 +1084,24 @@ class _WarmRef:
 
     __slots__ = ("worker", "warm")
 
-    def __init__(self, worker: Worker, warm: Warm) -> None:
+    def __init__(self, worker: Worker, warm: Warm | None) -> None:
         self.worker = worker
         self.warm = warm
 
     def next(self) -> str:
-        self.worker.pin(self.warm)
-        parked = self.warm.parked
+        warm = self.warm
+        if warm is None:  # a standby's bridge, called before adoption: nothing to run
+            return ""
+        self.worker.pin(warm)
+        parked = warm.parked
         if parked is not None:
-            self.warm.parked = None
+            warm.parked = None
             self.worker.loop.call_soon_threadsafe(_set_done, parked)
-        return self.worker.next_request(self.warm)
+        return self.worker.next_request(warm)
 
     def exchange(self, kind: Any, text: Any, retained: Any) -> str:
+        if self.warm is None:
+            return ""
         return self.worker.exchange(self.warm, kind, text, retained)
 
 
