@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import checks
 
 from . import conf
+from .sandbox import jsondata
 
 _POSITIVE_INTS = [
     "DEFAULT_MEMORY_MB", "MAX_MEMORY_MB", "MIN_MEMORY_MB", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS",
@@ -54,6 +55,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         errors.append(checks.Error("DEFAULT_MEMORY_MB must lie between MIN_MEMORY_MB and MAX_MEMORY_MB.", id="plugins_app.E004"))
     if not conf.get("MIN_TIMEOUT_MS") <= conf.get("DEFAULT_TIMEOUT_MS") <= conf.get("MAX_TIMEOUT_MS"):
         errors.append(checks.Error("DEFAULT_TIMEOUT_MS must lie between MIN_TIMEOUT_MS and MAX_TIMEOUT_MS.", id="plugins_app.E005"))
+    depth = conf.get("MAX_DATA_DEPTH")
+    if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= jsondata.MAX_SUPPORTED_DEPTH:
+        errors.append(
+            checks.Error(
+                f"PLUGINS_APP['MAX_DATA_DEPTH'] must be an integer from 1 to {jsondata.MAX_SUPPORTED_DEPTH}.",
+                hint="Data crossing the sandbox is written with orjson, which nests at most 254 levels.",
+                id="plugins_app.E003",
+            )
+        )
     warm = conf.get("WARM_RUNTIMES_PER_WORKER")
     if warm is not None and (not isinstance(warm, int) or isinstance(warm, bool) or warm <= 0):
         errors.append(

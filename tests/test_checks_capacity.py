@@ -94,3 +94,10 @@ def test_invalid_values_are_e003_not_e006(bad: dict[str, object]) -> None:
     with override_settings(PLUGINS_APP=bad):
         found = {m.id for m in checks.check_settings()}
     assert "plugins_app.E003" in found and "plugins_app.E006" not in found
+
+
+@pytest.mark.parametrize("depth", [0, 251, 10_000, "128"])
+def test_a_data_depth_beyond_what_the_json_codec_nests_is_refused(depth: object) -> None:
+    with override_settings(PLUGINS_APP={"MAX_DATA_DEPTH": depth}):
+        errors = [m for m in checks.check_settings() if m.id == "plugins_app.E003"]
+    assert errors and "MAX_DATA_DEPTH" in errors[0].msg
