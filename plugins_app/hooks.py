@@ -197,18 +197,17 @@ def _spec_loader(row: DispatchRow) -> Callable[[], dict[str, Any]]:
     """Loads what a sandbox needs to start ``row``'s version (asked for on a cold start)."""
 
     def load_spec() -> dict[str, Any]:
-        from .models import Plugin
-
         slug = row.slug
-        plugin = Plugin.objects.filter(pk=row.pk).values("source", "config", "fingerprint").first()
-        if plugin is None or plugin["fingerprint"] != row.fingerprint:
+        found = dispatch.plugin_code(row.pk)
+        if found is None or found[2] != row.fingerprint:
             # Changed or deleted mid-call; the next call sees the new version.
             raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
+        source, config, _ = found
         return {
             "key": row.runtime_key,
             "slug": slug,
-            "source": plugin["source"],
-            "config": json.dumps(plugin["config"], ensure_ascii=False),
+            "source": source,
+            "config": jsondata.encode(config),
             "memory_mb": row.memory_limit_mb,
         }
 

@@ -338,3 +338,36 @@ def test_plugins_with_large_memory_limits_load_next_to_small_ones(make_plugin, o
     for _ in range(2):
         assert [hooks.call(s, "h") for s in ("small", "big", "huge")] == ["small", 1_000_000, "huge"]
     assert pool.get_pool().worker_pids() == [pid]  # the same sandbox process all along
+
+
+def test_a_cold_call_sends_the_code_along_instead_of_waiting_to_be_asked(make_plugin, one_sandbox):
+    make_plugin("const plugin = { h() { return 1; } };", slug="a")
+    ops: list = []
+    recv = pool.WorkerProcess.recv
+
+    def recording(self, deadline, *, watch_rss=True):
+        frame = recv(self, deadline, watch_rss=watch_rss)
+        ops.append(frame.get("op"))
+        return frame
+
+    pool.WorkerProcess.recv = recording
+    try:
+        assert hooks.call("a", "h") == 1  # cold in this sandbox: loaded from the spec sent along
+        assert hooks.call("a", "h") == 1  # warm
+    finally:
+        pool.WorkerProcess.recv = recv
+    assert "need_spec" not in ops and ops.count("loaded") == 1
+
+
+def test_a_spec_sent_for_another_plugin_than_the_call_is_a_protocol_violation(make_plugin, one_sandbox):
+    make_plugin("const plugin = { h() { return 1; } };", slug="a")
+    assert hooks.call("a", "h") == 1
+    worker = pool.get_pool().checkout(None, 1.0)
+    try:
+        spec = {"key": "other@1:x", "slug": "other", "source": "const plugin = {};", "config": "{}", "memory_mb": 16}
+        worker.send({"op": "call", "id": "c", "mode": "call", "steps": [["a@1:y", "h", 1.0]], "args": "[]", "spec": spec})
+        with pytest.raises(pool._StepFailed) as failed:
+            pool._serve(worker, "c", _steps([])[:1], [None])
+        assert isinstance(failed.value.error, PluginCrashed)
+    finally:
+        pool.get_pool().checkin(worker, False)

@@ -538,6 +538,12 @@ def _converse(
         worker = pool.checkout(keys, checkout_timeout, overflow=nested)
     except PluginError as exc:
         raise _StepFailed(0, exc) from None
+    if first.key not in worker.warm and message["op"] == "call":
+        # Cold here: the spec goes with the call instead of being asked for (a round trip).
+        try:
+            message = dict(message, spec=first.spec_loader())
+        except PluginError:
+            pass  # asked for, and reported, as usual
     try:
         worker.send(message)
     except _SendFailed:

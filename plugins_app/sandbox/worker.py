@@ -641,6 +641,11 @@ class Worker:
                 spec = self.spec_from(message["spec"])
                 return Job(call_id, [Step(spec.key, "", float(message["timeout"]))], "inspect", inspect_spec=spec)
             steps = [Step(str(k), str(h), float(t)) for k, h, t in message["steps"]]
+            if "spec" in message:  # sent along when the supervisor saw it is cold here
+                spec = self.spec_from(message["spec"])
+                if spec.key != steps[0].key:
+                    os._exit(EXIT_PROTOCOL)
+                self.remember_spec(spec)
             mode = str(message.get("mode", "call"))
             if not steps or mode not in {"call", "action", "filter"} or any("\0" in s.hook for s in steps):
                 os._exit(EXIT_PROTOCOL)
@@ -688,9 +693,7 @@ class Worker:
             spec = self.spec_from(self.receive("spec", job.call_id)["spec"])
             if spec.key != key:
                 os._exit(EXIT_PROTOCOL)
-            self.specs[key] = spec
-            while len(self.specs) > SPEC_CACHE_SIZE:
-                self.specs.popitem(last=False)
+            self.remember_spec(spec)
         self.specs.move_to_end(key)
         # Make room first: every runtime reserves address space under RLIMIT_DATA, and V8
         # aborts the process (no exception) when a reservation fails.
@@ -772,6 +775,11 @@ class Worker:
         os._exit(0)
 
     # -- plugins -----------------------------------------------------------------
+    def remember_spec(self, spec: Spec) -> None:
+        self.specs[spec.key] = spec
+        while len(self.specs) > SPEC_CACHE_SIZE:
+            self.specs.popitem(last=False)
+
     def spec_from(self, data: dict[str, Any]) -> Spec:
         return Spec(
             key=str(data["key"]),
