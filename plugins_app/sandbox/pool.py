@@ -258,8 +258,13 @@ class SandboxPool:
                 if self._closed:
                     raise PluginCrashed("the sandbox pool is shut down")
                 if self._idle:
-                    best = max(range(len(self._idle)), key=lambda i: (sum(k in self._idle[i].warm for k in keys), i))
-                    if not any(k in self._idle[best].warm for k in keys) and keys:
+                    best, score = len(self._idle) - 1, -1
+                    for i in range(len(self._idle) - 1, -1, -1):  # latest first: warmest caches
+                        warm = self._idle[i].warm
+                        found = sum(1 for k in keys if k in warm)
+                        if found > score:
+                            best, score = i, found
+                    if keys and not score:
                         if self._count < self.size:
                             self._count += 1
                             break
@@ -382,6 +387,9 @@ _pool_lock = threading.Lock()
 def get_pool() -> SandboxPool:
     """The process's pool; a forked child (gunicorn --preload) gets a fresh one."""
     global _pool, _pool_pid
+    pool = _pool
+    if pool is not None and _pool_pid == os.getpid():
+        return pool
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
             _pool = SandboxPool(conf.get("POOL_SIZE"), _options())

@@ -256,7 +256,7 @@ class Watchdog:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.cond = threading.Condition()
+        self.cond = threading.Condition(threading.Lock())
         self.current: tuple[Job, Warm, float] | None = None
         self.sleeping_until: float | None = None  # None: waiting for a step to be armed
         threading.Thread(target=self.run, name="watchdog", daemon=True).start()
@@ -329,6 +329,7 @@ class Worker:
         self.standby: Standby | None = None
         self.want_standby = True
         self.to_close: list[Warm] = []  # stopped runtimes, closed at the next quiet moment
+        self.data_now: int | None = None  # data size after the last answer (None: measure)
         self.standby_memory_mb = int(options.get("default_memory_mb", snapshot.DEFAULT_RUNTIME_MEMORY_MB))
 
     # -- the channel (its owner only) ------------------------------------------------
@@ -492,7 +493,9 @@ class Worker:
             job.answered = False
             job.terminated = False
         self.current = job
-        job.data_before = now = current_data_bytes()
+        # The size the last answer measured, unless the main thread changed it since.
+        now = self.data_now if self.data_now is not None else current_data_bytes()
+        job.data_before = now
         # Left in place after the step: every step and every load sets its own.
         self.limit_data(now - warm.grown + 2 * warm.spec.memory_mb * MIB + CALL_SLACK)
         job.started = time.perf_counter()
@@ -522,8 +525,11 @@ class Worker:
                     return
                 job.answered = True
             self.watchdog.disarm()
-            self.account_memory(warm, current_data_bytes() - job.data_before, retained)
+            self.data_now = now = current_data_bytes()
+            self.account_memory(warm, now - job.data_before, retained)
             warm.last_used = time.monotonic()
+            if not warm.temporary and self.warm.get(warm.spec.key) is warm:
+                self.warm.move_to_end(warm.spec.key)  # least recently used first
             if kind == "ok" and isinstance(text, str):
                 outcome: dict[str, Any] = {"ok": text}
             else:
@@ -587,6 +593,7 @@ class Worker:
         readable, _, _ = select.select([self.reader.fd], [], [], 0)
         if readable:
             return  # main_readable runs next
+        self.data_now = None
         while self.to_close:
             self.close_warm(self.to_close.pop())
         self.prepare_standby()
@@ -594,6 +601,7 @@ class Worker:
     def main_readable(self) -> None:
         if self.main_busy or self.owner is not MAIN:
             return
+        self.data_now = None
         message = self.reader.pop()
         if message is None:
             try:
@@ -609,6 +617,7 @@ class Worker:
 
     def main_receive(self, item: Any) -> None:
         """Work handed to the main thread (it owns the channel from here)."""
+        self.data_now = None
         self.loop.remove_reader(self.reader.fd)
         self.main_busy = True
         if item is None:  # quiet for a while, or a runtime stopped
@@ -700,8 +709,7 @@ class Worker:
         while self.warm and (
             len(self.warm) >= int(self.options["warm_runtimes"]) or not self.room_for(spec.memory_mb)
         ):
-            least_recent = min(self.warm.values(), key=lambda w: w.last_used)
-            await self.stop(self.warm.pop(least_recent.spec.key))
+            await self.stop(self.warm.pop(next(iter(self.warm))))  # least recently used
         warm = await self.load(spec, job.step.timeout)
         self.forget_other_versions(spec)
         self.warm[key] = warm
@@ -728,6 +736,7 @@ class Worker:
     def on_park_done(self, warm: Warm, future: asyncio.Future[Any]) -> None:
         """A park loop ended (main thread): stopped on request, or V8 stopped it (heap
         limit, or the watchdog's terminate()). A step it was running is answered here."""
+        self.data_now = None
         try:
             exc = future.exception() if not future.cancelled() else None
             job = warm.job
@@ -1024,9 +1033,10 @@ class Worker:
                 del self.specs[key]
 
     def next_idle_deadline(self) -> float | None:
-        if not self.warm:
-            return None
-        return min(w.last_used for w in self.warm.values()) + self.idle_seconds
+        """When the least recently used warm runtime (the first: see respond()) goes idle."""
+        for warm in self.warm.values():
+            return warm.last_used + self.idle_seconds
+        return None
 
     def schedule_sweep(self) -> None:
         if self.idle_timer is not None:
