@@ -244,12 +244,14 @@ class SandboxPool:
         self._closed = False
         self.layers: dict[str, Any] = {}
         self._busy: set[WorkerProcess] = set()
+        # Warm runtimes one sandbox holds: past it, new plugins go to another sandbox.
+        self.capacity = int(options.get("warm_runtimes") or 1)
 
     def checkout(self, prefer_keys: list[str] | str | None, timeout: float, *, overflow: bool = False) -> WorkerProcess:
         """A worker for one call: the idle one where most of ``prefer_keys`` (the plugin
-        versions the call runs) are warm; if none is, a new one while below ``size``
-        (plugins spread over workers), else the idle one with the fewest warm runtimes;
-        else wait up to ``timeout``. With ``overflow`` a new worker is started instead of
+        versions the call runs) are warm; if none is, the idle one with the fewest warm
+        runtimes, or a new one while below ``size`` when that one is full (plugins spread
+        over workers instead of evicting each other); else wait up to ``timeout``. With ``overflow`` a new worker is started instead of
         waiting; it is stopped when it is checked in while the pool is above its size."""
         keys = [prefer_keys] if isinstance(prefer_keys, str) else list(prefer_keys or ())
         deadline = time.monotonic() + timeout
@@ -265,10 +267,13 @@ class SandboxPool:
                         if found > score:
                             best, score = i, found
                     if keys and not score:
-                        if self._count < self.size:
+                        # Warm nowhere idle: the idle sandbox with the fewest warm runtimes,
+                        # unless it is full and the pool may start another (spreading).
+                        best = min(range(len(self._idle)), key=lambda i: (len(self._idle[i].warm), -i))
+                        full = len(self._idle[best].warm) + len(keys) > self.capacity
+                        if full and self._count < self.size:
                             self._count += 1
                             break
-                        best = min(range(len(self._idle)), key=lambda i: (len(self._idle[i].warm), -i))
                     worker = self._idle.pop(best)
                     if not worker.quiet():
                         # Dead (EOF), or wrote to its channel between calls: replaced.
