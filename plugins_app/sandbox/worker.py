@@ -916,12 +916,13 @@ class Worker:
                 raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
             result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
             warm.handles.append(result)  # may be a JsFunction: must not be collected early
-            warm.parked = self.loop.create_future()
-            warm.park_future = asyncio.ensure_future(warm.park.call_async())
-            warm.park_future.add_done_callback(lambda f: self.on_park_done(warm, f))
+            # Locals: the park loop's first next() (on the runtime's thread) clears warm.parked.
+            warm.parked = parked = self.loop.create_future()
+            warm.park_future = park_future = asyncio.ensure_future(warm.park.call_async())
+            park_future.add_done_callback(lambda f: self.on_park_done(warm, f))
             # Until the park loop runs, its start needs this thread's event loop: anything
             # slow done here before (creating the standby) would delay the first call.
-            await asyncio.wait({warm.parked, warm.park_future}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({parked, park_future}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             self.close_warm(warm)
             raise
