@@ -200,8 +200,11 @@ def _spec_loader(row: DispatchRow) -> Callable[[], dict[str, Any]]:
         slug = row.slug
         found = dispatch.plugin_code(row.pk)
         if found is None or found[2] != row.fingerprint:
-            # Changed or deleted mid-call; the next call sees the new version.
-            raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
+            # Saved since this scope pinned the version: run the pinned version's code,
+            # kept by its revision (deleted: there is none, and the next call sees it).
+            found = _revision_code(row)
+            if found is None:
+                raise PluginNotFound(f"plugin {slug!r} changed during the call; try again", slug=slug)
         source, config, _ = found
         return {
             "key": row.runtime_key,
@@ -212,6 +215,22 @@ def _spec_loader(row: DispatchRow) -> Callable[[], dict[str, Any]]:
         }
 
     return load_spec
+
+
+def _revision_code(row: DispatchRow) -> tuple[str, Any, str] | None:
+    """``(source, config, fingerprint)`` of exactly ``row``'s version, from its revision
+    (checked against the row's fingerprint), or None."""
+    from .models import Plugin, PluginRevision
+
+    fields = (
+        "source", "config", "config_schema", "memory_limit_mb", "timeout_ms",
+        "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
+    )
+    revisions = PluginRevision.objects.filter(plugin_id=row.pk, plugin_version=row.version).order_by("-number")
+    for values in revisions.values(*fields)[:3]:
+        if Plugin(**values).compute_fingerprint() == row.fingerprint:
+            return values["source"], values["config"], row.fingerprint
+    return None
 
 
 def _invoke(

@@ -12,6 +12,7 @@ import signal
 import threading
 
 import pytest
+from django.db import connections
 
 from plugins_app import hooks
 from plugins_app.exceptions import (
@@ -318,6 +319,8 @@ def test_a_warm_sandbox_serves_calls_from_many_threads(make_plugin, one_sandbox)
                 assert hooks.call("b", "h", n) == n + 1
         except Exception as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
+        finally:
+            connections.close_all()  # this thread's own connection (dispatch state)
 
     threads = [threading.Thread(target=work, args=(i * 100,)) for i in range(4)]
     for thread in threads:
