@@ -442,11 +442,7 @@ def _run_chain(
                         breaker.record_failure(row, error)
                     if fail_closed:
                         raise error
-                    logger.warning(
-                        "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, row.slug,
-                        "skipped" if is_filter else "failed", type(error).__name__, log_safe(error, LOGGED_CHARS),
-                        extra=plugin_extra(row.slug),
-                    )
+                    _log_failure(hook, row.slug, error, is_filter)
                     results.append(ActionResult(row.slug, error=error))
                     continue
                 if row.consecutive_failures:
@@ -456,6 +452,14 @@ def _run_chain(
                     value, value_json = result, outcome.text
             pending = pending[ran:]
     return (value if is_filter else None), results
+
+
+def _log_failure(hook: str, slug: str, exc: PluginError, is_filter: bool) -> None:
+    logger.warning(
+        "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, slug,
+        "skipped" if is_filter else "failed", type(exc).__name__, log_safe(exc, LOGGED_CHARS),
+        extra=plugin_extra(slug),
+    )
 
 
 def _run_one_by_one(
@@ -470,11 +474,7 @@ def _run_one_by_one(
         except PluginError as exc:
             if fail_closed:
                 raise
-            logger.warning(
-                "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, row.slug,
-                "skipped" if is_filter else "failed", type(exc).__name__, log_safe(exc, LOGGED_CHARS),
-                extra=plugin_extra(row.slug),
-            )
+            _log_failure(hook, row.slug, exc, is_filter)
             results.append(ActionResult(row.slug, error=exc))
         else:
             results.append(ActionResult(row.slug, value=result.value, logs=result.logs))

@@ -206,6 +206,17 @@ class _FakeWorker:
         return False
 
 
+def _serve_one(fake, call_id, host):
+    """The supervisor's side of one call of plugin "victim" on ``fake``; raises its failure."""
+    step = pool.Invocation(
+        slug="victim", key="victim@1:x", hook="h", args_json="[]", timeout=1.0, memory_mb=32, spec_loader=dict, host=host
+    )
+    try:
+        pool._serve(fake, call_id, [step], [None])
+    except pool._StepFailed as failed:
+        raise failed.error from None
+
+
 @pytest.mark.parametrize(
     "frames",
     [
@@ -223,7 +234,7 @@ def test_supervisor_kills_a_sandbox_that_forges_frames(frames, settings):
     calls = []
     fake = _FakeWorker(frames)
     with pytest.raises(PluginCrashed, match="broke protocol"):
-        pool._conversation(fake, "the-call", "victim", 1.0, 32, dict, lambda *a: calls.append(a) or "{}")
+        _serve_one(fake, "the-call", lambda *a: calls.append(a) or "{}")
     assert fake.killed
     assert calls == []  # no forged host call ran
 
@@ -232,7 +243,7 @@ def test_bytes_after_the_result_kill_the_sandbox():
     fake = _FakeWorker([{"op": "result", "id": "c", "ok": "1"}])
     fake.reader._buffer += b"\0\0\0\2{}"
     with pytest.raises(PluginCrashed, match="broke protocol"):
-        pool._conversation(fake, "c", "victim", 1.0, 32, dict, lambda *a: "{}")
+        _serve_one(fake, "c", lambda *a: "{}")
     assert fake.killed
 
 

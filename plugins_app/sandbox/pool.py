@@ -577,33 +577,6 @@ def _converse(
         pool.checkin(worker, healthy)
 
 
-def _conversation(
-    worker: WorkerProcess,
-    call_id: str,
-    slug: str,
-    timeout: float,
-    memory_mb: int,
-    spec_loader: Callable[[], dict[str, Any]],
-    host: HostHandler,
-) -> dict[str, Any]:
-    """Serve one single-step call on ``worker`` (see :func:`_serve`); return its result
-    frame's outcome, raising the conversation's own failures."""
-    step = Invocation(
-        slug=slug, key="", hook="", args_json="[]", timeout=timeout, memory_mb=memory_mb,
-        spec_loader=spec_loader, host=host,
-    )
-    results: list[StepResult | None] = [None]
-    try:
-        _serve(worker, call_id, [step], results)
-    except _StepFailed as exc:
-        raise exc.error from None
-    result = results[0]
-    assert result is not None
-    if result.error is not None:
-        raise result.error
-    return {"ok": result.text}
-
-
 def _pass_logs(step: Invocation, frame: dict[str, Any]) -> None:
     lines = frame.get("logs")
     if lines is None:

@@ -497,7 +497,7 @@ class Worker:
         now = self.data_now if self.data_now is not None else current_data_bytes()
         job.data_before = now
         # Left in place after the step: every step and every load sets its own.
-        self.limit_data(now - warm.grown + 2 * warm.spec.memory_mb * MIB + CALL_SLACK)
+        self.limit_data(self.call_data_limit(warm, now=now))
         job.started = time.perf_counter()
         step = job.step
         self.watchdog.arm(job, warm, time.monotonic() + step.timeout)
@@ -601,7 +601,6 @@ class Worker:
     def main_readable(self) -> None:
         if self.main_busy or self.owner is not MAIN:
             return
-        self.data_now = None
         message = self.reader.pop()
         if message is None:
             try:
@@ -611,8 +610,6 @@ class Worker:
             message = self.reader.pop()
             if message is None:
                 return
-        self.loop.remove_reader(self.reader.fd)
-        self.main_busy = True
         self.main_receive(message)
 
     def main_receive(self, item: Any) -> None:
@@ -812,7 +809,7 @@ class Worker:
         if kept > limit or warm.grown > 2 * limit:
             warm.recycle = True
 
-    def call_data_limit(self, current: Warm | None, memory_mb: int = 0) -> int:
+    def call_data_limit(self, current: Warm | None, memory_mb: int = 0, *, now: int | None = None) -> int:
         """RLIMIT_DATA for one call (``None``: for creating a runtime of ``memory_mb``).
 
         Heap limits do not cover ArrayBuffer or string backing stores; one call runs per
@@ -822,9 +819,11 @@ class Worker:
         ratchet (keep 2 x its limit per call); counting from the size at start would be
         wrong too: measured, closing a runtime does not give its address space back.
         """
+        if now is None:
+            now = current_data_bytes()
         if current is None:
-            return current_data_bytes() + snapshot.runtime_reserve_mb(memory_mb) * MIB + CALL_SLACK
-        return current_data_bytes() - current.grown + 2 * current.spec.memory_mb * MIB + CALL_SLACK
+            return now + snapshot.runtime_reserve_mb(memory_mb) * MIB + CALL_SLACK
+        return now - current.grown + 2 * current.spec.memory_mb * MIB + CALL_SLACK
 
     def room_for(self, memory_mb: int) -> bool:
         """Whether a new runtime of ``memory_mb`` and one call of it fit under the ceiling."""
