@@ -12,7 +12,7 @@ from typing import Any
 
 import django
 
-from . import conf
+from . import __version__, conf
 from .exceptions import PluginError
 from .sandbox import oslayers
 
@@ -121,6 +121,7 @@ def report(*, start_worker: bool = True) -> dict[str, Any]:
     }
     return {
         "versions": {
+            "plugins_app": __version__,
             "python": platform.python_version(),
             "django": django.get_version(),
             "jsrun": _version("jsrun"),
@@ -161,7 +162,7 @@ def _describe(layer: str, entry: dict[str, Any], predicted: bool) -> str:
 def text_lines(data: dict[str, Any]) -> list[str]:
     v = data["versions"]
     lines = [
-        f"Python {v['python']}, Django {v['django']}, jsrun {v['jsrun'] or 'NOT INSTALLED'}, "
+        f"plugins_app {v.get('plugins_app')}, Python {v['python']}, Django {v['django']}, jsrun {v['jsrun'] or 'NOT INSTALLED'}, "
         f"pyseccomp {v['pyseccomp'] or 'not installed'}, libseccomp {v['libseccomp'] or 'not found'}",
         f"Platform: {data['platform']}",
     ]
