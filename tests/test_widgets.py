@@ -60,8 +60,10 @@ def test_unknown_language_is_refused() -> None:
 
 def test_media_is_the_vendored_bundle() -> None:
     media = CodeEditorWidget().media
-    assert [str(js) for js in media._js] == [EDITOR_JS]
-    assert media._css == {"all": [EDITOR_CSS]}
+    # Rendered, not Media._js: Django 6 keeps Script objects there.
+    scripts, styles = list(media.render_js()), list(media.render_css())
+    assert len(scripts) == 1 and f'src="/static/{EDITOR_JS}"' in scripts[0]
+    assert len(styles) == 1 and f'href="/static/{EDITOR_CSS}"' in styles[0]
     rendered = str(media)
     assert "/static/plugins_app/editor/editor.js" in rendered
     assert "/static/plugins_app/editor/editor.css" in rendered
