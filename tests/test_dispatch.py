@@ -133,7 +133,9 @@ def test_recursive_hooks_stop_at_the_depth_limit(make_plugin, settings, db):
 
     settings.PLUGINS_APP = {"POOL_SIZE": 1, "MAX_HOOK_DEPTH": 3}
     user = User.objects.create_user("loop")
-    loop = make_plugin(CHAIN, slug="loop", config={"author": user.pk})
+    # Each nested level starts a sandbox of its own (POOL_SIZE 1) inside the outer call's
+    # time: a generous limit, so that a loaded machine tests the depth, not the clock.
+    loop = make_plugin(CHAIN, slug="loop", config={"author": user.pk}, timeout_ms=10000)
     PluginGrant(plugin=loop, model="demo.Note", read=["id", "title"], create=["author", "title"]).save()
     depth_errors: list = []
 
