@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DATA_DEPTH": 128,
     # Dispatch.
     "BREAKER_THRESHOLD": 5,  # consecutive failures that pause a plugin; 0 disables the breaker
+    # do_action/apply_filters of a hook not declared in the hook catalogue (plugins_app.catalogue):
+    # "warn" (log once per hook name per process), "error" (raise UndeclaredHook) or "ignore".
+    "UNDECLARED_HOOKS": "warn",
     "MAX_HOOK_DEPTH": 3,  # hooks calling hooks (via host calls and signals), outermost = 1
     # Where the dispatch generation lives (plugins_app.dispatch): None = a row in the database,
     # incremented in the transaction of each change; or an alias of settings.CACHES shared

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from . import breaker, calllog, conf, dispatch
+from . import breaker, calllog, catalogue, conf, dispatch
 from .dispatch import scope
 from .exceptions import (
     HookDepthExceeded,
@@ -332,6 +332,7 @@ def do_action(hook: str, *args: Any, timeout: float | None = None) -> list[Actio
     A robust send: a failing plugin is logged and reported in its ``ActionResult``; the
     others still run. Nothing is raised for plugin failures.
     """
+    catalogue.check_called(hook)  # an undeclared hook: warn once, raise or ignore (UNDECLARED_HOOKS)
     rows = dispatch.current().rows_for_hook.get(hook, ())
     if not rows:
         return []
@@ -354,6 +355,7 @@ def apply_filters(
     was given goes on to the next one, unless ``fail_closed=True``, in which case its
     ``PluginError`` is raised.
     """
+    catalogue.check_called(hook)  # an undeclared hook: warn once, raise or ignore (UNDECLARED_HOOKS)
     rows = dispatch.current().rows_for_hook.get(hook, ())
     if not rows:
         return value

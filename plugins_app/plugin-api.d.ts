@@ -1,11 +1,15 @@
 /**
  * Type declarations of the globals a plugins_app plugin can use, for editors and `tsc`.
  *
- * Plugins run as classic scripts in a sandboxed V8 runtime (not Node.js, not a browser).
- * The runtime defines exactly these globals on top of the ECMAScript built-ins:
- * `log`, `console`, `config`, `db` and `storage`. They are non-writable and
- * non-configurable: declaring one of these names again with `const`, `let`, `class` or
- * `function` makes the source fail to load.
+ * Plugins run as classic scripts or ES modules in a sandboxed V8 runtime (not Node.js,
+ * not a browser). The runtime defines these globals on top of the ECMAScript built-ins:
+ * `log`, `console`, `config`, `db`, `storage` and `host` (plus the web APIs below). They
+ * are writable and configurable, like the built-ins: a plugin may declare its own
+ * top-level `config`, `log`, ... (its name shadows the API's for its code, as in any
+ * script); the API stays reachable as `host.config`, `host.log`, `host.db`, `host.storage`
+ * and, in a module, as `import { config, log, db, storage } from "plugin:host"`. (To
+ * type-check a plugin that declares one of these names itself, leave this file out and
+ * declare `host` alone.)
  *
  * Every `db.*` and `storage.*` function (and `log` / `console.*`) is a synchronous call
  * into the Django host: it returns its value directly, not a Promise. A failed host call
@@ -16,7 +20,7 @@
  *     { "compilerOptions": { "checkJs": true, "noEmit": true, "lib": ["es2023"], "types": [] },
  *       "files": ["path/to/plugin-api.d.ts", "my-plugin.js"] }
  *
- * Leaving out the DOM and Node typings keeps `setTimeout`, `fetch`, `require`, `process`
+ * Leaving out the DOM and Node typings keeps `fetch`, `Buffer`, `require`, `process`
  * and the like undeclared, as they are in the sandbox.
  *
  * See docs/plugin-authors.md for the full reference.
@@ -111,12 +115,17 @@ declare var console: Console;
 // config
 // ---------------------------------------------------------------------------------------
 
+// typegen:config:start (generated per-plugin types replace this region: plugins_app/typegen.py)
+/** The type of {@link config}: here any JSON object; per-plugin types use its JSON Schema. */
+type PluginConfig = Readonly<Record<string, unknown>>;
+// typegen:config:end
+
 /**
  * The plugin's configuration: the JSON object the operator set on the plugin (validated
  * against the plugin's JSON Schema, if it has one). Deeply frozen: assignments are
  * ignored, or throw a `TypeError` in strict-mode code.
  */
-declare const config: Readonly<Record<string, unknown>>;
+declare const config: PluginConfig;
 
 // ---------------------------------------------------------------------------------------
 // db
@@ -163,6 +172,7 @@ interface QueryOptions {
   fields?: string[];
 }
 
+// typegen:db:start (generated per-plugin types replace this region with the granted models)
 /**
  * The `db` global: permission-checked access to the models the site exposes and the
  * operator granted to this plugin. Every function is synchronous.
@@ -196,6 +206,7 @@ interface PluginDb {
    */
   delete(model: ModelLabel, where: Where): number;
 }
+// typegen:db:end
 
 declare const db: Readonly<PluginDb>;
 
@@ -231,6 +242,38 @@ interface PluginStorage {
 declare const storage: Readonly<PluginStorage>;
 
 // ---------------------------------------------------------------------------------------
+// host, and the "plugin:host" module
+// ---------------------------------------------------------------------------------------
+
+/** The members of {@link host} and the exports of the `"plugin:host"` module. */
+interface PluginHost {
+  readonly config: PluginConfig;
+  readonly log: typeof log;
+  readonly db: Readonly<PluginDb>;
+  readonly storage: Readonly<PluginStorage>;
+}
+
+/**
+ * The plugin API in one global: `host.config`, `host.log`, `host.db`, `host.storage`.
+ * Reachable even where your own top-level names shadow `config`, `log`, `db` or `storage`.
+ */
+declare const host: Readonly<PluginHost>;
+
+/**
+ * The host API for ES module plugins:
+ * `import { config, log, db, storage } from "plugin:host";` (the only importable module).
+ */
+declare module "plugin:host" {
+  export const config: PluginConfig;
+  export function log(...args: unknown[]): void;
+  export const db: Readonly<PluginDb>;
+  export const storage: Readonly<PluginStorage>;
+  /** `import host from "plugin:host"`: the same object as the `host` global. */
+  const api: Readonly<PluginHost>;
+  export default api;
+}
+
+// ---------------------------------------------------------------------------------------
 // The plugin object
 // ---------------------------------------------------------------------------------------
 
@@ -249,3 +292,156 @@ declare const storage: Readonly<PluginStorage>;
 interface PluginHooks {
   [hook: string]: (...args: any[]) => unknown;
 }
+
+// -- Web APIs and timers (docs/plugin-authors.md, "Web APIs" and "Timers") ----------------
+// A subset of the DOM/WinterTC typings, declared here because plugins are checked without
+// the DOM library. Behaviour as in Node.js 20; differences are in the docs.
+
+type BufferSource = ArrayBuffer | ArrayBufferView;
+
+declare class TextEncoder {
+  readonly encoding: "utf-8";
+  encode(input?: string): Uint8Array;
+  encodeInto(source: string, destination: Uint8Array): { read: number; written: number };
+}
+declare class TextDecoder {
+  constructor(label?: string, options?: { fatal?: boolean; ignoreBOM?: boolean });
+  readonly encoding: "utf-8";
+  readonly fatal: boolean;
+  readonly ignoreBOM: boolean;
+  decode(input?: BufferSource, options?: { stream?: boolean }): string;
+}
+
+declare class URLSearchParams implements Iterable<[string, string]> {
+  constructor(init?: string | Record<string, string> | Iterable<[string, string]> | URLSearchParams);
+  readonly size: number;
+  append(name: string, value: string): void;
+  delete(name: string, value?: string): void;
+  get(name: string): string | null;
+  getAll(name: string): string[];
+  has(name: string, value?: string): boolean;
+  set(name: string, value: string): void;
+  sort(): void;
+  forEach(callback: (value: string, key: string, parent: URLSearchParams) => void, thisArg?: unknown): void;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<string>;
+  entries(): IterableIterator<[string, string]>;
+  [Symbol.iterator](): IterableIterator<[string, string]>;
+  toString(): string;
+}
+declare class URL {
+  constructor(url: string | URL, base?: string | URL);
+  static canParse(url: string | URL, base?: string | URL): boolean;
+  href: string;
+  readonly origin: string;
+  protocol: string;
+  username: string;
+  password: string;
+  host: string;
+  hostname: string;
+  port: string;
+  pathname: string;
+  search: string;
+  readonly searchParams: URLSearchParams;
+  hash: string;
+  toString(): string;
+  toJSON(): string;
+}
+
+declare function atob(data: string): string;
+declare function btoa(data: string): string;
+declare function structuredClone<T>(value: T, options?: { transfer?: unknown[] }): T;
+
+declare class DOMException extends Error {
+  constructor(message?: string, options?: string | { name?: string; cause?: unknown });
+  readonly name: string;
+  readonly message: string;
+  readonly code: number;
+}
+
+declare class Event {
+  constructor(type: string, options?: { bubbles?: boolean; cancelable?: boolean; composed?: boolean });
+  readonly type: string;
+  readonly target: EventTarget | null;
+  readonly currentTarget: EventTarget | null;
+  readonly eventPhase: number;
+  readonly bubbles: boolean;
+  readonly cancelable: boolean;
+  readonly composed: boolean;
+  readonly defaultPrevented: boolean;
+  readonly isTrusted: boolean;
+  readonly timeStamp: number;
+  returnValue: boolean;
+  cancelBubble: boolean;
+  composedPath(): EventTarget[];
+  preventDefault(): void;
+  stopPropagation(): void;
+  stopImmediatePropagation(): void;
+}
+type EventListenerOrObject = ((event: Event) => void) | { handleEvent(event: Event): void };
+declare class EventTarget {
+  addEventListener(type: string, listener: EventListenerOrObject | null,
+    options?: boolean | { capture?: boolean; once?: boolean; passive?: boolean; signal?: AbortSignal }): void;
+  removeEventListener(type: string, listener: EventListenerOrObject | null, options?: boolean | { capture?: boolean }): void;
+  dispatchEvent(event: Event): boolean;
+}
+declare class AbortSignal extends EventTarget {
+  private constructor();
+  static abort(reason?: unknown): AbortSignal;
+  static timeout(milliseconds: number): AbortSignal;
+  static any(signals: AbortSignal[]): AbortSignal;
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  onabort: ((event: Event) => void) | null;
+  throwIfAborted(): void;
+}
+declare class AbortController {
+  readonly signal: AbortSignal;
+  abort(reason?: unknown): void;
+}
+
+type IntegerTypedArray = Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array
+  | Uint32Array | BigInt64Array | BigUint64Array;
+type HashAlgorithm = "SHA-1" | "SHA-256" | "SHA-384" | "SHA-512";
+type HmacAlgorithm = { name: "HMAC"; hash: HashAlgorithm | { name: HashAlgorithm }; length?: number };
+interface JsonWebKey { kty?: string; k?: string; alg?: string; ext?: boolean; key_ops?: string[]; [member: string]: unknown }
+declare class CryptoKey {
+  private constructor();
+  readonly type: "secret";
+  readonly extractable: boolean;
+  readonly algorithm: { name: "HMAC"; hash: { name: HashAlgorithm }; length: number };
+  readonly usages: ("sign" | "verify")[];
+}
+declare class SubtleCrypto {
+  private constructor();
+  digest(algorithm: HashAlgorithm | { name: HashAlgorithm }, data: BufferSource): Promise<ArrayBuffer>;
+  importKey(format: "raw", keyData: BufferSource, algorithm: HmacAlgorithm, extractable: boolean, usages: ("sign" | "verify")[]): Promise<CryptoKey>;
+  importKey(format: "jwk", keyData: JsonWebKey, algorithm: HmacAlgorithm, extractable: boolean, usages: ("sign" | "verify")[]): Promise<CryptoKey>;
+  exportKey(format: "raw", key: CryptoKey): Promise<ArrayBuffer>;
+  exportKey(format: "jwk", key: CryptoKey): Promise<JsonWebKey>;
+  generateKey(algorithm: HmacAlgorithm, extractable: boolean, usages: ("sign" | "verify")[]): Promise<CryptoKey>;
+  sign(algorithm: "HMAC" | { name: "HMAC" }, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer>;
+  verify(algorithm: "HMAC" | { name: "HMAC" }, key: CryptoKey, signature: BufferSource, data: BufferSource): Promise<boolean>;
+}
+declare class Crypto {
+  private constructor();
+  readonly subtle: SubtleCrypto;
+  getRandomValues<T extends IntegerTypedArray>(array: T): T;
+  randomUUID(): `${string}-${string}-${string}-${string}-${string}`;
+}
+declare var crypto: Crypto;
+
+declare class Performance {
+  private constructor();
+  readonly timeOrigin: number;
+  now(): number;
+  toJSON(): { timeOrigin: number };
+}
+declare var performance: Performance;
+
+/** Timer ids are numbers here (Node.js returns Timeout objects). Timers fire only while the
+ * call's Promise is pending; all are cancelled when its result is sent. */
+declare function setTimeout<A extends unknown[]>(callback: (...args: A) => void, ms?: number, ...args: A): number;
+declare function setInterval<A extends unknown[]>(callback: (...args: A) => void, ms?: number, ...args: A): number;
+declare function clearTimeout(id?: number): void;
+declare function clearInterval(id?: number): void;

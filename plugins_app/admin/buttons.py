@@ -1,5 +1,5 @@
 """The buttons at the top of a plugin's page: links to its other screens (Console,
-Recent calls, Export) and one-plugin versions of the list's actions (Enable/Disable,
+Recent calls, Export, Download types) and one-plugin versions of the list's actions (Enable/Disable,
 Resume), each a POST with CSRF that needs the change permission. (*Deliveries* and
 *Revisions*, with their counts, are added by the deliveries and revisions code, see
 ``render_change_form``.)
@@ -78,6 +78,9 @@ class PluginButtonsMixin:
         export = _reverse("plugins_app_plugin_export", [pk], site)
         if export:
             buttons.append(Button("Export", export, "plugin-export-button"))
+        types = _reverse("plugins_app_plugin_types", [pk], site)
+        if types and self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+            buttons.append(Button("Download types (.d.ts)", types, "plugin-types-button"))
         if self.has_change_permission(request, plugin):  # type: ignore[attr-defined]
             if plugin.enabled:
                 buttons.append(Button("Disable", _reverse("plugins_app_plugin_disable", [pk], site) or "", "plugin-disable-button", post=True))

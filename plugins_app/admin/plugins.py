@@ -1,7 +1,7 @@
 """Django admin for plugins: install (or upload a .js file), edit, enable/disable, resume
 paused plugins, grant model access, and see each plugin's failed deliveries. The console
-(admin/console.py), export/import (admin/transfer.py) and the page's buttons
-(admin/buttons.py) are mixed into ``PluginAdmin``."""
+(admin/console.py), export/import (admin/transfer.py), the types download (admin/types.py)
+and the page's buttons (admin/buttons.py) are mixed into ``PluginAdmin``."""
 from __future__ import annotations
 
 import json
@@ -28,10 +28,12 @@ from ..models import Delivery, Plugin, PluginGrant, PluginHook, StorageItem
 from ..widgets import code_block, editor_media
 from .buttons import PluginButtonsMixin
 from .calls import HEALTH_FIELDSET, HealthAdminMixin  # health: page, panel, list column
+from .catalogue import CatalogueAdminMixin  # the hook catalogue page; warnings after a save
 from .console import ConsoleAdminMixin, can_run_console, console_button
 from .deliveries import can_view_deliveries, delivery_list_url
 from .revisions import RevisionsAdminMixin
 from .transfer import TransferAdminMixin
+from .types import TypesAdminMixin  # Download types (.d.ts)
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
@@ -133,7 +135,8 @@ class PausedListFilter(admin.SimpleListFilter):
 
 @admin.register(Plugin)
 class PluginAdmin(
-    HealthAdminMixin, ConsoleAdminMixin, TransferAdminMixin, PluginButtonsMixin, RevisionsAdminMixin, admin.ModelAdmin
+    HealthAdminMixin, ConsoleAdminMixin, TransferAdminMixin, PluginButtonsMixin, RevisionsAdminMixin,
+    CatalogueAdminMixin, TypesAdminMixin, admin.ModelAdmin,
 ):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)

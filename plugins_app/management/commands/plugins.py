@@ -68,7 +68,7 @@ class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
 class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand):
     help = (
         "Manage JavaScript plugins: install, list, enable, disable, resume, call, do-action, "
-        "apply-filters, grant, revoke, grants, doctor, export, import; their revisions: revisions, rollback; "
+        "apply-filters, grant, revoke, grants, types, doctor, export, import; their revisions: revisions, rollback; "
         "and their deliveries: deliveries, deliver, prune."
     )
 
@@ -173,6 +173,14 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
             "--strict", action="store_true", help="Exit 1 when a layer the settings ask for is not active."
         )
 
+        types_help = (
+            "Print the TypeScript declarations (.d.ts) of plugin SLUG: the plugin API with its config "
+            "typed from its JSON Schema, db typed from its grants, and the declared hooks it implements."
+        )
+        types = sub.add_parser("types", help=types_help, description=types_help)
+        types.add_argument("slug", metavar="SLUG")
+        types.add_argument("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
+
         add_transfer_arguments(sub)
         add_delivery_arguments(sub)
         add_revision_arguments(sub)
@@ -253,6 +261,10 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
             f"hooks: {', '.join(plugin.hooks)}"
         )
         self.write_recorded(recording.recorded)
+        from plugins_app.catalogue import save_warnings  # the hook catalogue: misspelt or overlong hooks
+
+        for warning in save_warnings(plugin.hooks, getattr(plugin, "_hook_arity", None)):
+            self.stderr.write(f"{path}: warning: {warning}")
 
     def do_list(self, options: dict[str, Any]) -> None:
         """One line per plugin, by slug; a paused plugin gets a second line with when and why."""
@@ -336,6 +348,21 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
                 self.stdout.write(line)
         if options["strict"] and data["missing"]:
             sys.exit(1)
+
+    # -- types -----------------------------------------------------------------------------
+    def do_types(self, options: dict[str, Any]) -> None:
+        from plugins_app.typegen import plugin_types
+
+        text = plugin_types(self._plugin(options["slug"]))
+        if options["output"]:
+            path = Path(options["output"])
+            try:
+                path.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise CommandError(f"cannot write {path}: {exc}") from None
+            self.stdout.write(f"Wrote the types of {options['slug']} to {path}")
+        else:
+            self.stdout.write(text, ending="")
 
     # -- grants ----------------------------------------------------------------------------
     @staticmethod
