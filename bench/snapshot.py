@@ -71,7 +71,10 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
     def new_runtime(memory_mb: int = 64) -> Any:
         if factory is None:
             config = jsrun.RuntimeConfig(max_heap_size=memory_mb * MIB, max_serialization_bytes=max_serialization, enable_console=False)
-            return jsrun.Runtime(config)
+            runtime = jsrun.Runtime(config)
+            if hasattr(snapshot, "webapi_source"):  # the web APIs a factory's snapshot holds
+                runtime.eval(snapshot.webapi_source())
+            return runtime
         return factory.new_runtime(max_heap_size=memory_mb * MIB, max_serialization_bytes=max_serialization)
 
     class Park:
@@ -83,6 +86,12 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
 
         def host(self, name: str, args_json: str) -> str:
             return '{"ok":null}'
+
+        def random(self, count: int) -> bytes:
+            return os.urandom(int(count))
+
+        def sleep(self, ms: float) -> bool:
+            return False
 
         def next(self) -> Any:
             return self.requests.get()

@@ -199,8 +199,8 @@ def test_sandbox_globals_are_curated(make_plugin):
             const names = ["require", "process", "fetch", "Deno", "setTimeout", "setInterval",
                            "WebAssembly", "SharedArrayBuffer", "Atomics", "__plugins_host", "globalThis.Deno"];
             const out = {};
-            for (const n of ["require", "process", "fetch", "Deno", "setTimeout", "setInterval",
-                             "WebAssembly", "SharedArrayBuffer", "Atomics", "__plugins_host"]) {
+            for (const n of ["require", "process", "fetch", "Deno", "Buffer", "__plugins_webapi",  // timers exist: test_timers.py
+                             "WebAssembly", "SharedArrayBuffer", "Atomics", "__plugins_host", "__plugins_sleep", "__plugins_random"]) {
               out[n] = typeof globalThis[n];
             }
             return out;
@@ -210,15 +210,18 @@ def test_sandbox_globals_are_curated(make_plugin):
             const errors = [];
             try { config.version = "evil"; } catch (e) { errors.push(e.name); }
             try { config.nested.x = 1; } catch (e) { errors.push(e.name); }
-            try { log = null; } catch (e) { errors.push(e.name); }
-            return { errors, version: config.version, logType: typeof log };
+            // The API globals are writable (issue 11: a plugin's own names): replacing one
+            // changes only this plugin's own view; host.* and the bridge are untouched.
+            log = null;
+            host.log("still logs");
+            return { errors, version: config.version, logType: typeof log, hostLog: typeof host.log };
           },
         };
         """,
         config={"version": "1", "nested": {"x": 0}},
     )
     assert set(hooks.call("p", "probe").values()) == {"undefined"}
-    assert hooks.call("p", "tamper") == {"errors": ["TypeError", "TypeError", "TypeError"], "version": "1", "logType": "function"}
+    assert hooks.call("p", "tamper") == {"errors": ["TypeError", "TypeError"], "version": "1", "logType": "object", "hostLog": "function"}
 
 
 def test_sandbox_process_has_no_secrets_and_capped_memory(hostile, monkeypatch):

@@ -53,6 +53,15 @@
   const host = (name, argsJson) => callPython(hostOp, [name, argsJson]);
   const next = () => callPython(nextOp, []);
   const exchange = (kind, text, retained) => callPython(exchangeOp, [kind, text, retained]);
+  // The web APIs (webapi/dist/webapi.js), made in the snapshot: installed below, after the
+  // global object is cleaned. Randomness comes from the worker's os.urandom, and the run
+  // loop waits for timers in the worker's sleep (the GIL released, bounded by the deadline).
+  const webapi = g.__plugins_webapi;
+  if (webapi === undefined) throw new ErrorCtor("bootstrap: the web APIs are not loaded");
+  const webNames = new SetCtor(webapi.names);
+  const randomOp = opId("__plugins_random"), sleepOp = opId("__plugins_sleep");
+  const randomBytes = (n) => callPython(randomOp, [n]);
+  const sleep = (ms) => callPython(sleepOp, [ms]);
   const retainedBytes = () => {
     const usage = memoryUsage();
     return usage.heapUsed + usage.external;
@@ -61,7 +70,7 @@
   // -- the global object: delete what is not documented -------------------------------------
   const allowed = new SetCtor(settings.globals);
   for (const key of ownKeys(g)) {
-    if (typeof key !== "string" || !apply(setHas, allowed, [key]) || key === "console" || key === "queueMicrotask") {
+    if (typeof key !== "string" || !apply(setHas, allowed, [key]) || key === "console" || key === "queueMicrotask" || apply(setHas, webNames, [key])) {
       if (!deleteProperty(g, key)) throw new ErrorCtor("bootstrap: cannot remove global " + StringCtor(key));
     }
   }
@@ -163,21 +172,36 @@
     }
     return o;
   };
-  const constant = (name, value) =>
-    define(g, name, { value, writable: false, enumerable: false, configurable: false });
+  // The plugin API globals are writable and configurable, like the built-ins: a plugin's
+  // own top-level `const config`, `let db`, `var log = []`, `function storage() {}` or
+  // `class host {}` is then allowed (GlobalDeclarationInstantiation refuses a name only
+  // when the global property is non-configurable) and shadows the API for its own code, as
+  // in any script. Nothing here reads these globals back: the bridge keeps its closures.
+  const apiGlobal = (name, value) =>
+    define(g, name, { value, writable: true, enumerable: false, configurable: true });
   const namespace = (prefix, names) => {
     const ns = {};
     for (const n of names) ns[n] = { [n]: (...args) => hostCall(prefix + "." + n, args) }[n];
     return freeze(ns);
   };
-  constant("log", makeLog("info"));
-  constant("console", freeze({
+  const api = freeze({
+    config: deepFreeze(parse(settings.config)),
+    log: makeLog("info"),
+    db: namespace("db", ["query", "get", "count", "create", "update", "delete"]),
+    storage: namespace("storage", ["get", "set", "delete", "keys", "incr"]),
+  });
+  apiGlobal("log", api.log);
+  apiGlobal("console", freeze({
     log: makeLog("info"), info: makeLog("info"), debug: makeLog("debug"),
     warn: makeLog("warning"), error: makeLog("error"),
   }));
-  constant("config", deepFreeze(parse(settings.config)));
-  constant("db", namespace("db", ["query", "get", "count", "create", "update", "delete"]));
-  constant("storage", namespace("storage", ["get", "set", "delete", "keys", "incr"]));
+  apiGlobal("config", api.config);
+  apiGlobal("db", api.db);
+  apiGlobal("storage", api.storage);
+  // The same objects, one name away from a plugin's own `config`/`log`/`db`/`storage`; also
+  // what a module's `import ... from "plugin:host"` gets (worker.HOST_MODULE reads it once,
+  // before any of the plugin's code runs).
+  apiGlobal("host", api);
   // deno_core's queueMicrotask reports a throwing callback to the engine's error handler.
   // Here the callback runs inside the calling hook's own call (see run below), and a
   // throw is an ignored rejection, as for any promise. `await` never consults the
@@ -190,6 +214,8 @@
     },
     writable: true, enumerable: false, configurable: true,
   });
+  // TextEncoder, URL, crypto, timers... (writable and configurable, as in Node.js).
+  const timers = webapi.install(g, randomBytes);
 
   // -- fail closed: the global object holds exactly the documented names --------------------
   const present = ownKeys(g);
@@ -211,26 +237,61 @@
     try { message = StringCtor(e); } catch (x) { message = typeof e; }
     return { name: "", message, stack: "" };
   };
-  const hooksOf = (p) => {
+  // A function's declared parameter count, or null when `length` is not a plain number.
+  const lengthOf = (fn) => {
+    const d = getOwnPropertyDescriptor(fn, "length");
+    return d && typeof d.value === "number" ? d.value : null;
+  };
+  // `arity` (optional) receives each hook's lengthOf, in the order of the names returned.
+  const hooksOf = (p, arity) => {
     const found = [], seen = new SetCtor();
     for (let o = p; o && o !== ObjectProto && o !== FunctionProto; o = getPrototypeOf(o)) {
       for (const k of getOwnPropertyNames(o)) {
         if (k === "constructor" || apply(setHas, seen, [k])) continue;
         apply(setAdd, seen, [k]);
         const d = getOwnPropertyDescriptor(o, k);
-        if (d && typeof d.value === "function") apply(push, found, [k]);
+        if (d && typeof d.value === "function") {
+          apply(push, found, [k]);
+          if (arity) apply(push, arity, [lengthOf(d.value)]);
+        }
       }
     }
     return found;
   };
-  const currentPlugin = () => (typeof plugin === "undefined") ? undefined : plugin;  // global lexical scope, at call time
+  // A module plugin's namespace object, given once to the park loop (worker.Worker.load);
+  // undefined for a classic script.
+  let moduleNamespace;
+  // The plugin object: a script's top-level `plugin` (global lexical scope, at call time);
+  // a module's default export, or the module namespace itself when there is no default
+  // export (each exported function is a hook).
+  const currentPlugin = () => {
+    if (moduleNamespace === undefined) return (typeof plugin === "undefined") ? undefined : plugin;
+    const d = getOwnPropertyDescriptor(moduleNamespace, "default");
+    return d === undefined ? moduleNamespace : d.value;
+  };
+  const inspectModule = (p) => {
+    const named = p === moduleNamespace;
+    if (!named && (p === null || (typeof p !== "object" && typeof p !== "function"))) {
+      return stringify({ error: "the module's default export must be an object holding the hooks, not " + (p === null ? "null" : typeof p) });
+    }
+    const arity = [];
+    const hooks = hooksOf(p, arity);
+    if (!hooks.length) {
+      return stringify({ error: named
+        ? "the module exports no functions (hooks): write `export default { hook() {...} }` or `export function hook() {...}`"
+        : "the module's default export holds no functions (hooks)" });
+    }
+    return stringify({ hooks, arity });
+  };
   const inspect = () => {
     const p = currentPlugin();
+    if (moduleNamespace !== undefined) return inspectModule(p);
     if (p === undefined) return stringify({ error: "the source does not define a `plugin` object" });
     if (p === null || (typeof p !== "object" && typeof p !== "function")) {
       return stringify({ error: "`plugin` must be an object, not " + (p === null ? "null" : typeof p) });
     }
-    return stringify({ hooks: hooksOf(p) });
+    const arity = [];  // read by the hook catalogue's save warnings (plugins_app.catalogue)
+    return stringify({ hooks: hooksOf(p, arity), arity });
   };
   const RESULT_ERROR = "__PluginDataError";
   // Calls the hook; returns its raw return value (maybe a promise).
@@ -263,8 +324,28 @@
       state.value = e;
     }
     runMicrotasks();
+    // Timers: while the hook's promise is pending, wait (in the worker, no CPU) for the
+    // earliest timer, fire it, run the microtasks it queued; repeat. Past the call's
+    // deadline the wait returns false: the call fails with a timeout and the runtime lives.
+    // A timer callback that throws fails the call, as an uncaught exception would.
+    while (state.kind === "pending" && timers.hasTimers()) {
+      const wait = timers.msUntilNext();
+      if (wait < 0) break;
+      if (wait > 0 && !sleep(wait)) {
+        timers.cancelAll();
+        return ["error", stringify({ name: "__TimedOut", message: "time limit exceeded while waiting for a timer", stack: "" })];
+      }
+      try {
+        timers.fireNext();
+      } catch (e) {
+        state.kind = "error";
+        state.value = e;
+      }
+      runMicrotasks();
+    }
+    timers.cancelAll();  // a sync hook's timers, and any left once the result is known
     if (state.kind === "pending") {
-      return ["error", stringify({ name: "__NeverSettled", message: "the hook's promise never settles (a sandboxed plugin has no timers or I/O to wait for)", stack: "" })];
+      return ["error", stringify({ name: "__NeverSettled", message: "the hook's promise never settles (no timer is pending, and a sandboxed plugin has no I/O to wait for)", stack: "" })];
     }
     if (state.kind === "ok") {
       try {
@@ -278,10 +359,15 @@
     runMicrotasks();
     return ["error", stringify(describe(state.value))];
   };
-  return () => {
+  // `getNamespace` (a module plugin only): a function of the worker's entry module that
+  // returns the plugin module's namespace object.
+  return (getNamespace) => {
+    if (typeof getNamespace === "function") moduleNamespace = getNamespace();
+    timers.cancelAll();  // timers set by the plugin's top-level code never fire
     let request = next();
     while (request !== "") {
       const reply = run(request);
+      timers.cancelAll();  // nothing a call leaves behind fires in a later call
       request = exchange(reply[0], reply[1], retainedBytes());
     }
     return "stopped";

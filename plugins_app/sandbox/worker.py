@@ -62,7 +62,40 @@ else:  # the sandbox process: started with this directory on sys.path (see pool.
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 SCRIPT_NAME = "<eval_async>"
-FRAME = re.compile(re.escape(SCRIPT_NAME) + r":(\d+):(\d+)")
+# ES module plugins (docs/plugin-authors.md, "Script or module"; docs/sandbox.md). A source
+# is a module when V8 refuses it as a classic script for module syntax (the messages below:
+# an import or export statement, import.meta; Node.js's syntax detection uses the same
+# ones): its parser decides, so strings and comments cannot fool it, and nothing has run.
+# A module is loaded through jsrun's static modules: the plugin's source, the host API and
+# an entry module that hands the plugin's namespace to the bootstrap's park loop. Only
+# these specifiers resolve (module_resolver); every other import is refused, at load and
+# at call time alike.
+MODULE_SYNTAX_ERRORS = (
+    "Cannot use import statement outside a module",
+    "Unexpected token 'export'",
+    "Cannot use 'import.meta' outside a module",
+)
+HOST_SPECIFIER = "plugin:host"
+PLUGIN_SPECIFIER = "plugin:module"
+ENTRY_SPECIFIER = "plugin:entry"
+STATIC_URL = "jsrun://static/"  # jsrun's URL prefix of a static module
+MODULE_NAME = STATIC_URL + PLUGIN_SPECIFIER  # the plugin module's file name in stacks and frames
+# Read once, when a module plugin's first import of it is evaluated: before any of its code.
+HOST_MODULE = (
+    "const host = globalThis.host;\n"
+    "export default host;\n"
+    "export const config = host.config, log = host.log, db = host.db, storage = host.storage;\n"
+)
+ENTRY_MODULE = (
+    f"import * as plugin from {json.dumps(PLUGIN_SPECIFIER)};\n"
+    "export default function namespace() { return plugin; }\n"
+)
+FRAME = re.compile("(?:" + re.escape(SCRIPT_NAME) + "|" + re.escape(MODULE_NAME) + r"):(\d+):(\d+)")
+MODULE_THROWN = "Failed to get module namespace:"
+# A module's syntax error reaches Python as text only (jsrun: "Failed to load module ...").
+MODULE_SYNTAX_ERROR = re.compile(
+    r"Uncaught (SyntaxError): (.*?)\n\s+at " + re.escape(MODULE_NAME) + r":(\d+):(\d+)", re.DOTALL
+)
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
 CALL_SLACK = snapshot.CALL_SLACK_MB * MIB  # data a call may map beyond 2 x its limit (jsrun, Python, frames)
 PARENT_CHECK_SECONDS = 0.2
@@ -98,7 +131,12 @@ GLOBALS = (
     # control flow and reflection
     "Promise", "Iterator", "Proxy", "Reflect", "DisposableStack", "AsyncDisposableStack",
     # the plugin API
-    "queueMicrotask", "log", "console", "config", "db", "storage",
+    "queueMicrotask", "log", "console", "config", "db", "storage", "host",
+    # web APIs (plugins_app/sandbox/webapi: installed by the bootstrap from the snapshot)
+    "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "structuredClone",
+    "crypto", "Crypto", "CryptoKey", "SubtleCrypto", "DOMException", "Event", "EventTarget",
+    "AbortController", "AbortSignal", "performance", "Performance",
+    "setTimeout", "clearTimeout", "setInterval", "clearInterval",
 )
 
 
@@ -132,6 +170,7 @@ class Spec:
     source: str
     config_json: str
     memory_mb: int
+    module: bool | None = None  # an ES module (None: not loaded yet in this worker)
 
 
 STOP = None  # put in a runtime's inbox: its park loop returns
@@ -154,6 +193,7 @@ class Warm:
     pinned: Any = None  # see Worker.pin
     parked: asyncio.Future[Any] | None = None  # resolved when the park loop first asks for work
     grown: int = 0  # data-size growth across this runtime's calls: memory it kept
+    refused_imports: list[str] = field(default_factory=list)  # specifiers module_resolver refused
 
 
 @dataclass
@@ -197,6 +237,9 @@ class Job:
     answered: bool = True
     terminated: bool = False
     started: float = 0.0
+    deadline: float = 0.0  # time.monotonic() at which the current step times out
+    sleeping: bool = False  # the step's runtime waits for a timer (wait_for_timer; under STEP_LOCK)
+    wake: threading.Event | None = None  # ends that wait early (the watchdog, at the deadline)
     data_before: int = 0
     logs: list[list[str]] = field(default_factory=list)
     dropped: int = 0
@@ -288,6 +331,12 @@ class Watchdog:
             with STEP_LOCK:
                 if job.running is not warm or job.answered:
                     continue
+                if job.sleeping and job.wake is not None:
+                    # Waiting for a timer, in Python: terminate() would deadlock (it holds
+                    # the GIL until V8 stops, and this thread needs the GIL to return).
+                    # Wake it instead: its run loop answers "time limit exceeded" at once.
+                    job.wake.set()
+                    continue
                 job.terminated = True
                 warm.dead = True
                 RESOLVED.clear()
@@ -360,16 +409,20 @@ class Worker:
             message = self.reader.pop()
         return message
 
-    def host(self, name: Any, args_json: Any) -> str:
-        """Bound into every runtime; runs on the runtime's thread during a call.
+    def host(self, name: Any, args_json: Any, warm: Warm | None = None) -> str:
+        """Bound into every runtime (through its _WarmRef); runs on the runtime's thread
+        during a call.
 
         Never raises: a Python exception would reach plugin code as a TypeError
-        carrying Python's own text.
+        carrying Python's own text. A host call from a runtime whose plugin is not the one
+        the current step (or load) runs is refused: code of a stopped runtime (an import()
+        rejection jsrun delivers once its park loop has returned) must never act for the
+        plugin being called then.
         """
         try:
             job = self.current
-            if job is None:
-                os._exit(EXIT_PROTOCOL)
+            if job is None or warm is None or job.step.key != warm.spec.key:
+                return '{"error":{"name":"HostError","message":"host calls are available only during a call of this plugin"}}'
             if not isinstance(name, str) or not isinstance(args_json, str):
                 return '{"error":{"name":"TypeError","message":"invalid host call"}}'
             if len(args_json) > self.max_host_args:
@@ -500,7 +553,8 @@ class Worker:
         self.limit_data(self.call_data_limit(warm, now=now))
         job.started = time.perf_counter()
         step = job.step
-        self.watchdog.arm(job, warm, time.monotonic() + step.timeout)
+        job.deadline = deadline = time.monotonic() + step.timeout
+        self.watchdog.arm(job, warm, deadline)
         if job.mode == "inspect":
             return "i"
         return "c" + step.hook + "\0" + job.arguments()
@@ -750,7 +804,7 @@ class Worker:
                 self.watchdog.disarm()
                 self.limit_data(self.data_ceiling)
                 warm.job = None
-                if exc is None:
+                if exc is None and not job.terminated:
                     error = {"kind": "internal", "message": "the runtime stopped unexpectedly"}
                 else:
                     error = self.classify(exc, warm, terminated=job.terminated)
@@ -868,11 +922,13 @@ class Worker:
 
     def bind_bridge(self, runtime: Any, ref: _WarmRef) -> None:
         """The Python functions the bootstrap captures (it deletes their globals)."""
-        runtime.bind_function("__plugins_host", self.host)
+        runtime.bind_function("__plugins_host", ref.host)
         # Closures over the Warm would let the runtime's own thread drop the last reference
         # to the Runtime, which jsrun refuses (unsendable): bind through a holder.
         runtime.bind_function("__plugins_next", ref.next)
         runtime.bind_function("__plugins_exchange", ref.exchange)
+        runtime.bind_function("__plugins_sleep", ref.sleep)
+        runtime.bind_function("__plugins_random", random_bytes)
 
     async def adopt_standby(self, memory_mb: int) -> Standby | None:
         """The standby runtime, unparked, if it has ``memory_mb``; None otherwise."""
@@ -913,11 +969,11 @@ class Worker:
             except Exception as exc:
                 # Fail closed: the engine offers something the allowlist does not know.
                 raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
-            result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
-            warm.handles.append(result)  # may be a JsFunction: must not be collected early
+            namespace = await self.load_source(warm, timeout)
             # Locals: the park loop's first next() (on the runtime's thread) clears warm.parked.
             warm.parked = parked = self.loop.create_future()
-            warm.park_future = park_future = asyncio.ensure_future(warm.park.call_async())
+            park_call = warm.park.call_async() if namespace is None else warm.park.call_async(namespace)
+            warm.park_future = park_future = asyncio.ensure_future(park_call)
             park_future.add_done_callback(lambda f: self.on_park_done(warm, f))
             # Until the park loop runs, its start needs this thread's event loop: anything
             # slow done here before (creating the standby) would delay the first call.
@@ -927,6 +983,35 @@ class Worker:
             raise
         warm.last_used = time.monotonic()
         return warm
+
+    async def load_source(self, warm: Warm, timeout: float) -> Any:
+        """Run the plugin's top-level code, as a classic script or as an ES module (see
+        MODULE_SYNTAX_ERRORS). Returns None for a script; for a module, the entry module's
+        function that returns the plugin module's namespace (for the park loop)."""
+        spec, runtime = warm.spec, warm.runtime
+        runtime.set_module_resolver(module_resolver(warm.refused_imports))
+        if spec.module is not True:
+            try:
+                result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
+            except CallFailed as exc:
+                error = exc.error
+                if not (error.get("kind") == "script" and error.get("name") == "SyntaxError" and error.get("message") in MODULE_SYNTAX_ERRORS):
+                    raise
+            else:
+                spec.module = False
+                warm.handles.append(result)  # may be a JsFunction: must not be collected early
+                return None
+            # V8 refused it as a script before running any of it: the runtime is clean.
+            spec.module = True
+        runtime.add_static_module(HOST_SPECIFIER, HOST_MODULE)
+        runtime.add_static_module(PLUGIN_SPECIFIER, spec.source)
+        runtime.add_static_module(ENTRY_SPECIFIER, ENTRY_MODULE)
+        exports = await self.run_top_level(warm, lambda: runtime.eval_module_async(ENTRY_SPECIFIER), timeout)
+        namespace = exports.get("default") if isinstance(exports, dict) else None
+        warm.handles.append(namespace)  # a JsFunction: must not be collected early
+        if not isinstance(namespace, jsrun.JsFunction):
+            raise CallFailed({"kind": "internal", "message": "the module's entry did not load"})
+        return namespace
 
     async def run_top_level(self, warm: Warm, start: Any, timeout: float) -> Any:
         """Run the plugin's top-level code (``start()`` returns a jsrun awaitable) under
@@ -974,13 +1059,38 @@ class Worker:
                 # V8 terminated execution without us asking: the heap limit was hit.
                 return {"kind": "memory", "message": f"heap limit of {warm.spec.memory_mb} MiB exceeded"}
             position = next(
-                ((f.get("line_number"), f.get("column_number")) for f in exc.frames or [] if f.get("file_name") == SCRIPT_NAME),
+                ((f.get("line_number"), f.get("column_number")) for f in exc.frames or [] if f.get("file_name") in (SCRIPT_NAME, MODULE_NAME)),
                 (None, None),
             )
             return self.script_error(warm, name, message, exc.stack or "", position)
+        if isinstance(exc, RuntimeError) and "Failed to load module" in text:
+            return self.module_load_error(warm, text)
+        if isinstance(exc, RuntimeError) and MODULE_THROWN in text:
+            # The module's top-level code threw (with the bootstrap's rejection handler
+            # installed, jsrun reports it when it asks for the namespace, as text).
+            thrown = text.split(MODULE_THROWN, 1)[1].strip()
+            first, _, stack = thrown.partition("\n")
+            named = re.match(r"(?:Uncaught )?([A-Za-z_$][\w$]*): (.*)", first)
+            name, message = (named.group(1), named.group(2)) if named else ("Error", first)
+            match = FRAME.search(thrown)
+            position = (int(match.group(1)), int(match.group(2))) if match else (None, None)
+            return self.script_error(warm, name, message, thrown, position)
         if isinstance(exc, RuntimeError) and "serializ" in text.lower():
             return {"kind": "too_large", "message": "the value is too large to cross the sandbox boundary"}
         return {"kind": "internal", "message": f"{type(exc).__name__} in the sandbox"}
+
+    def module_load_error(self, warm: Warm, text: str) -> dict[str, Any]:
+        """A module that did not load (jsrun reports it as text): a refused import or a
+        syntax error (also an import of a name plugin:host does not export), with its position."""
+        if warm.refused_imports:
+            return {
+                "kind": "script", "name": "TypeError", "message": refused_import_message(warm.refused_imports[0]),
+                "stack": "", "line": None, "column": None,
+            }
+        match = MODULE_SYNTAX_ERROR.search(text)
+        if match is None:
+            return {"kind": "internal", "message": "the module could not be loaded"}
+        return self.script_error(warm, match.group(1), match.group(2), "", (int(match.group(3)), int(match.group(4))))
 
     def classify_thrown(self, warm: Warm, reported: dict[str, Any]) -> dict[str, Any]:
         """Classify an error the park loop caught and described (name, message, stack)."""
@@ -1004,8 +1114,10 @@ class Worker:
             return {"kind": "data", "message": message}
         if name == "__NeverSettled":
             return {"kind": "never_settled", "message": message}
+        if name == "__TimedOut":  # the run loop waited for a timer until the deadline
+            return {"kind": "timeout", "message": "time limit exceeded"}
         cleaned = "\n".join(
-            line.replace(SCRIPT_NAME, f"{warm.spec.slug}.js")
+            line.replace(SCRIPT_NAME, f"{warm.spec.slug}.js").replace(MODULE_NAME, f"{warm.spec.slug}.js")
             for line in clean_text(stack, 8000, keep_newlines=True).splitlines()
             if "<eval>" not in line  # frames of our own bootstrap, not the plugin's
         )
@@ -1096,6 +1208,35 @@ class Worker:
         resource.setrlimit(resource.RLIMIT_DATA, (min(limit, self.data_ceiling), self.data_ceiling))
 
 
+class ImportRefused(Exception):
+    """Raised by module_resolver: jsrun turns it into a rejected import() or a failed load."""
+
+
+def refused_import_message(specifier: str) -> str:
+    return f"cannot import {json.dumps(specifier)}: a plugin can import only {json.dumps(HOST_SPECIFIER)}"
+
+
+def module_resolver(refused: list[str]) -> Any:
+    """The module resolver of one runtime (jsrun calls it on the runtime's thread, for a
+    static import while a module loads and for every import() at any time). It lets only
+    the host API and our own entry -> plugin edge resolve (to jsrun's static modules);
+    anything else is refused and remembered (the first few) for the load's error message.
+    Never loads anything itself."""
+
+    def resolve(specifier: Any, referrer: Any) -> None:
+        if specifier == HOST_SPECIFIER:
+            return None  # jsrun's static module (registered for module plugins only)
+        if (specifier == ENTRY_SPECIFIER and referrer == ".") or (
+            specifier == PLUGIN_SPECIFIER and referrer == STATIC_URL + ENTRY_SPECIFIER
+        ):
+            return None
+        if len(refused) < 8:
+            refused.append(clean_text(str(specifier), 200))
+        raise ImportRefused(f"a plugin can import only {json.dumps(HOST_SPECIFIER)}")
+
+    return resolve
+
+
 class _WarmRef:
     """What a runtime's bound functions hold: the worker and its Warm (never the Runtime
     alone)."""
@@ -1117,10 +1258,63 @@ class _WarmRef:
             self.worker.loop.call_soon_threadsafe(_set_done, parked)
         return self.worker.next_request(warm)
 
+    def host(self, name: Any, args_json: Any) -> str:
+        return self.worker.host(name, args_json, self.warm)
+
     def exchange(self, kind: Any, text: Any, retained: Any) -> str:
         if self.warm is None:
             return ""
         return self.worker.exchange(self.warm, kind, text, retained)
+
+    def sleep(self, ms: Any) -> bool:
+        """Bound as ``__plugins_sleep``: the run loop waits for its next timer (see
+        wait_for_timer)."""
+        warm = self.warm
+        if warm is None:
+            return False
+        return wait_for_timer(warm, ms)
+
+
+def wait_for_timer(warm: Warm, ms: Any) -> bool:
+    """Block this runtime's thread for ``ms`` milliseconds, the GIL released (no CPU), but
+    never past the current step's deadline. True when the wait ended normally; False when
+    the deadline came first or the watchdog woke it: the run loop then answers "time limit
+    exceeded" and cancels its timers; the runtime lives on. The watchdog never terminates
+    a runtime while it waits here (see Watchdog.run), and a terminated step never waits."""
+    job = warm.job
+    if job is None:
+        return False
+    try:
+        wait = float(ms) / 1000.0
+    except (TypeError, ValueError):
+        wait = 0.0
+    with STEP_LOCK:
+        if job.terminated or job.answered or (job.wake is not None and job.wake.is_set()):
+            return False
+        remaining = job.deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        if job.wake is None:
+            job.wake = threading.Event()
+        job.sleeping = True
+    try:
+        if wait >= remaining:
+            job.wake.wait(remaining)
+            return False
+        return not job.wake.wait(wait) if wait > 0 else True
+    finally:
+        with STEP_LOCK:
+            job.sleeping = False
+
+
+def random_bytes(count: Any) -> bytes:
+    """Bound as ``__plugins_random``: ``count`` bytes from the OS's CSPRNG (getrandom), for
+    crypto.getRandomValues/randomUUID/subtle.generateKey (the bootstrap keeps a pool)."""
+    try:
+        n = int(count)
+    except (TypeError, ValueError):
+        return b""
+    return os.urandom(min(max(n, 0), 65536))
 
 
 def _set_done(future: asyncio.Future[Any]) -> None:
