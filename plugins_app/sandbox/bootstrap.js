@@ -366,6 +366,10 @@
     timers.cancelAll();  // timers set by the plugin's top-level code never fire
     let request = next();
     while (request !== "") {
+      // "h": this runtime stops. It must never return to jsrun's event loop, which would
+      // run whatever the plugin left there (an import() rejection jsrun delivers only
+      // then) outside any call: it waits here, in JavaScript, for the worker's terminate().
+      if (request === "h") for (;;) {}
       const reply = run(request);
       timers.cancelAll();  // nothing a call leaves behind fires in a later call
       request = exchange(reply[0], reply[1], retainedBytes());

@@ -99,6 +99,7 @@ MODULE_SYNTAX_ERROR = re.compile(
 SPEC_CACHE_SIZE = 64  # plugin versions whose source a worker keeps (each <= MAX_SOURCE_BYTES)
 CALL_SLACK = snapshot.CALL_SLACK_MB * MIB  # data a call may map beyond 2 x its limit (jsrun, Python, frames)
 PARENT_CHECK_SECONDS = 0.2
+HALT_RETRY_SECONDS = 0.0002  # Worker.halt: how soon to look again for a runtime still in Python
 # Creating or closing a runtime waits until no frame has come for this long (see
 # Worker.idle_work_when_listening).
 IDLE_WORK_DELAY = 0.005
@@ -191,6 +192,7 @@ class Warm:
     stopping: bool = False  # next() returns None: the park loop ends, main closes the runtime
     temporary: bool = False  # an inspection's runtime: never in Worker.warm
     pinned: Any = None  # see Worker.pin
+    thread_id: int | None = None  # the runtime's thread (its park loop's), set by Worker.pin
     parked: asyncio.Future[Any] | None = None  # resolved when the park loop first asks for work
     grown: int = 0  # data-size growth across this runtime's calls: memory it kept
     refused_imports: list[str] = field(default_factory=list)  # specifiers module_resolver refused
@@ -472,7 +474,7 @@ class Worker:
         try:
             while True:
                 if warm.stopping:
-                    return self.unpin(warm)
+                    return self.halt_request(warm)
                 job = warm.job
                 if job is None:
                     if self.owner is warm:
@@ -480,7 +482,7 @@ class Worker:
                         continue
                     item = warm.inbox.get()
                     if item is STOP:
-                        return self.unpin(warm)
+                        return self.halt_request(warm)
                     warm.job = item
                     continue
                 return self.begin_step(warm, job)
@@ -497,12 +499,38 @@ class Worker:
         calls). Released when the park loop stops; a terminated runtime leaks one."""
         if warm.pinned is None:
             warm.pinned = _gil_ensure()
+            warm.thread_id = threading.get_ident()
 
     def unpin(self, warm: Warm) -> str:
         if warm.pinned is not None:
             _gil_release(warm.pinned)
             warm.pinned = None
         return ""
+
+    def halt_request(self, warm: Warm) -> str:
+        """The park loop's last request, "h": the runtime waits in JavaScript until the main
+        thread terminates it (:meth:`halt`). A park loop that returned would hand the
+        runtime back to jsrun's event loop, which runs what the plugin left there (an
+        import() rejection, delivered only then) outside any call, and spins a core until
+        the runtime is closed. Terminated, its thread ends at once and runs nothing more."""
+        self.unpin(warm)
+        self.loop.call_soon_threadsafe(self.halt, warm)
+        return "h"
+
+    def halt(self, warm: Warm) -> None:
+        """Terminate a runtime whose park loop asked to halt (main thread)."""
+        if warm.runtime is None:
+            return
+        if warm.thread_id in sys._current_frames():
+            # Still on its way out of next(): terminate() holds the GIL until V8 stops,
+            # and that thread needs the GIL to leave Python. Once it has left, it only
+            # spins in JavaScript, which terminate() stops.
+            self.loop.call_later(HALT_RETRY_SECONDS, self.halt, warm)
+            return
+        try:
+            warm.runtime.terminate()
+        except BaseException:
+            pass  # already terminated (the watchdog, a heap limit): stopped either way
 
     def read_as_owner(self, warm: Warm) -> None:
         deadline = self.next_idle_deadline()
@@ -820,8 +848,10 @@ class Worker:
             elif self.owner is warm:  # it owned the channel when it stopped
                 self.owner = MAIN
                 self.main_listen()
-            if warm.dead or warm.recycle:
-                self.close_warm(warm)  # it may hold memory a bomb left behind: now
+            if warm.dead or warm.recycle or warm.stopping:
+                # Terminated (halted, or stopped by V8 or the watchdog): its thread has
+                # ended, closing it is quick; a bomb may have left memory behind.
+                self.close_warm(warm)
             else:
                 self.to_close.append(warm)  # closed when the process is quiet
         except BaseException as exc:
