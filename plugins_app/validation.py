@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 
-from . import conf
+from . import conf, imports
 from .exceptions import PluginError, PluginScriptError, PluginTimeout
 from .host_api import HostContext
 from .host_api.log import log_safe
@@ -99,6 +99,9 @@ def validate_plugin(plugin: Plugin) -> None:
     source_ok = _check_source(plugin, errors)
     if errors or not source_ok or config_json is None:
         raise ValidationError(errors)
+    refused, module = imports.refused_imports(plugin.source)
+    if refused:
+        raise ValidationError({"source": [imports.refusal_message(refused, module)]})
 
     spec = {
         "key": f"validate:{plugin.slug}",

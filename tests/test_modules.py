@@ -185,25 +185,54 @@ def test_module_top_level_is_bounded_and_the_sandbox_keeps_working(make_plugin, 
     assert hooks.call("bystander", "hi", 1) == "hi 1"
 
 
-# -- call time: import() never loads anything ------------------------------------------------
+# -- import() ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "expression",
+    ("expression", "named"),
     [
-        "import('node:fs')",
-        "import('./x.js')",
-        "import('data:text/javascript,export default 1')",
-        "import('ext:core/mod.js')",
-        "import('plugin:module')",
-        "eval(\"imp\" + \"ort('node:fs')\")",  # hidden from any install-time check
-        "import(['plugin', 'entry'].join(':'))",
+        ("import('node:fs')", 'import("node:fs") at line 1'),
+        ("import('./x.js')", 'import("./x.js")'),
+        ("import('data:text/javascript,export default 1')", 'import("data:text/javascript,export default 1")'),
+        ("import('ext:core/mod.js')", 'import("ext:core/mod.js")'),
+        ("import('plugin:module')", 'import("plugin:module")'),
+        ("import(`jsrun://static/plugin:entry`)", 'import("jsrun://static/plugin:entry")'),
+        ("import(['plugin', 'entry'].join(':'))", "import() of a computed specifier"),
+        ("import('plugin:h\\u006fst')", "import('plugin:h\\u006fst')"),  # escapes: not decoded, shown as written
     ],
 )
 @pytest.mark.parametrize("kind", ["script", "module"])
-def test_import_at_call_time_never_loads_anything(make_plugin, expression, kind):
+def test_import_calls_are_refused_at_install_naming_them(make_plugin, expression, named, kind):
+    body = "{ f() { return " + expression + "; } }"
+    source = f"const plugin = {body};" if kind == "script" else f"export default {body};"
+    message = refused(make_plugin, source)
+    assert named in message
+    if kind == "module":
+        assert 'A plugin can import only "plugin:host"' in message
+    else:
+        assert "classic script cannot import anything" in message and "`host` global" in message
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "const plugin = { f() { return 'import(\\'node:fs\\')'; } };",  # in a string
+        "// import('node:fs')\nconst plugin = { f() { return 1; } };",  # in a comment
+        "const plugin = { f() { return /import\\('x'\\)/.source; } };",  # in a regular expression
+        "const plugin = { f() { return `import('x')`; } };",  # in a template
+        "export default { async f() { return (await import('plugin:host')).config === config; } };",
+    ],
+)
+def test_what_only_looks_like_an_import_is_not_refused(make_plugin, source):
+    make_plugin(source, slug="lookalike")
+    assert hooks.call("lookalike", "f") in (1, True) or "import" in hooks.call("lookalike", "f")
+
+
+@pytest.mark.parametrize("kind", ["script", "module"])
+def test_an_import_hidden_from_the_install_check_never_loads_anything(make_plugin, kind):
     body = (
-        "{ f() { return " + expression + ".then((m) => ['loaded', Object.keys(m)], (e) => ['refused', String(e)]); },"
+        "{ f() { return eval(\"imp\" + \"ort('node:fs')\")"
+        ".then((m) => ['loaded', Object.keys(m)], (e) => ['refused', String(e)]); },"
         " ok() { return 'ok'; } }"
     )
     source = f"const plugin = {body};" if kind == "script" else f"export default {body};"
@@ -233,7 +262,7 @@ def test_a_module_cannot_reach_another_plugin(make_plugin):
         "export default { async f() {\n"
         "  const seen = [typeof globalThis.plugin, Object.keys(globalThis).filter((k) => k.includes('plugin'))];\n"
         "  for (const s of ['victim', 'plugin:victim', 'jsrun://static/plugin:module']) {\n"
-        "    import(s).then(() => seen.push('loaded ' + s), () => {});\n"
+        "    eval('import(s)').then(() => seen.push('loaded ' + s), () => {});  // hidden from the install check\n"
         "  }\n"
         "  await null; await null;\n"
         "  return seen;\n"

@@ -86,7 +86,11 @@ HOST_MODULE = (
     "export default host;\n"
     "export const config = host.config, log = host.log, db = host.db, storage = host.storage;\n"
 )
+# It imports the host API first, so that an import("plugin:host") at call time finds it
+# loaded and settles within the call (loading a module takes jsrun's event loop, which
+# does not run during a call).
 ENTRY_MODULE = (
+    f"import {json.dumps(HOST_SPECIFIER)};\n"
     f"import * as plugin from {json.dumps(PLUGIN_SPECIFIER)};\n"
     "export default function namespace() { return plugin; }\n"
 )
