@@ -1,6 +1,7 @@
 """The demo site calls the greeter in its request handler, also under a threaded server."""
 from __future__ import annotations
 
+import hashlib
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,6 +72,10 @@ def test_demo_uses_filter_signal_background_template_hook_and_endpoint(client, d
     assert 'data-plugin="activity"' in page and "<strong>Activity</strong>: 3 saves" in page
     assert "last indexed <em>" in page
     assert "<script>" not in page.split('id="sidebar"')[1].split("</aside>")[0]
+    # An ES module plugin with web APIs: URL, URLSearchParams, crypto.subtle, a timer.
+    digest = hashlib.sha256(b"http://127.0.0.1:8000/?ref=sidebar&lang=en").hexdigest()[:8]
+    assert 'data-plugin="share-links"' in page and '<a href="http://127.0.0.1:8000/?ref=sidebar&amp;lang=en"' in page
+    assert f"<small>#{digest}</small>" in page
     stats = client.get("/plugins/activity/stats")
     assert stats.status_code == 200 and stats.json()["saves"] == 3 and stats.json()["path"] == "/stats"
     assert client.get("/plugins/greeter/").status_code == 404  # no HTTP capability

@@ -26,6 +26,9 @@ EXAMPLES = [
     {"slug": "activity", "name": "Activity", "file": "activity.js", "config": {}, "http": True,
      "description": "Filter, signal action, background action, template hook and HTTP endpoint in one.",
      "grants": []},
+    {"slug": "share-links", "name": "Share links", "file": "share_links.js", "config": {"site": "http://127.0.0.1:8000"},
+     "description": "An ES module using the host API from plugin:host and web APIs (URL, crypto.subtle, timers).",
+     "grants": []},
 ]
 
 
