@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tree_sitter import Node, Parser
+    from tree_sitter import Node, Parser, Query
 
 HOST_SPECIFIER = "plugin:host"
 _MAX_REPORTED = 5
@@ -48,12 +48,23 @@ def _quoted(text: str) -> str:
     return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Parser:
-    import tree_sitter_javascript
-    from tree_sitter import Language, Parser
+# The nodes that matter, found by tree-sitter itself (in C). Measured on a 130 KB bundle
+# (qs): parsing ~15 ms; walking every node in Python ~35 ms more, this query ~5 ms.
+_QUERY = """
+(import_statement) @declaration
+(export_statement) @declaration
+(call_expression function: (import)) @call
+(meta_property) @meta
+"""
 
-    return Parser(Language(tree_sitter_javascript.language()))
+
+@lru_cache(maxsize=1)
+def _parser() -> tuple[Parser, Query]:
+    import tree_sitter_javascript
+    from tree_sitter import Language, Parser, Query
+
+    language = Language(tree_sitter_javascript.language())
+    return Parser(language), Query(language, _QUERY)
 
 
 def _string_value(node: Node) -> str | None:
@@ -74,40 +85,36 @@ def find_imports(source: str) -> tuple[list[Import], bool]:
     """Every import declaration and ``import()`` call in ``source``, in source order, and
     whether the source has module syntax (an import or export declaration, ``import.meta``:
     what makes V8 refuse it as a classic script, so the sandbox loads it as a module)."""
+    from tree_sitter import QueryCursor
+
+    parser, query = _parser()
     data = source.encode("utf-8", "surrogatepass")
-    tree = _parser().parse(data)
+    captures = QueryCursor(query).captures(parser.parse(data).root_node)
+    module = bool(captures.get("declaration")) or any(
+        node.children and node.children[0].type == "import" for node in captures.get("meta", ())
+    )
     found: list[Import] = []
-    module = False
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        kind = node.type
-        target: Node | None = None
-        dynamic = False
-        if kind in ("import_statement", "export_statement"):
-            module = True
+    for node in sorted([*captures.get("declaration", ()), *captures.get("call", ())], key=lambda n: n.start_byte):
+        dynamic = node.type == "call_expression"
+        target: Node | None
+        if dynamic:
+            arguments = node.child_by_field_name("arguments")
+            target = arguments.named_children[0] if arguments is not None and arguments.named_children else None
+        else:
             target = node.child_by_field_name("source")
-            if target is None and kind == "import_statement":
+            if target is None and node.type == "import_statement":
                 target = next((c for c in node.named_children if c.type == "string"), None)
-        elif kind == "meta_property" and node.children and node.children[0].type == "import":
-            module = True
-        elif kind == "call_expression":
-            function = node.child_by_field_name("function")
-            if function is not None and function.type == "import":
-                dynamic = True
-                arguments = node.child_by_field_name("arguments")
-                target = arguments.named_children[0] if arguments is not None and arguments.named_children else None
-        if target is not None or dynamic:
-            where = target if target is not None else node
-            line, byte_column = where.start_point
-            prefix = data[where.start_byte - byte_column : where.start_byte]
-            column = len(prefix.decode("utf-8", "surrogatepass").encode("utf-16-le", "surrogatepass")) // 2 + 1
-            value = _string_value(target) if target is not None else None
-            literal = None
-            if value is None and target is not None and target.type in ("string", "template_string"):
-                literal = (target.text or b"").decode("utf-8", "surrogatepass")
-            found.append(Import(value, dynamic, line + 1, column, literal))
-        stack.extend(reversed(node.children))
+            if target is None:
+                continue  # an export of its own declarations (or a broken import statement)
+        where = target if target is not None else node
+        line, byte_column = where.start_point
+        prefix = data[where.start_byte - byte_column : where.start_byte]
+        column = len(prefix.decode("utf-8", "surrogatepass").encode("utf-16-le", "surrogatepass")) // 2 + 1
+        value = _string_value(target) if target is not None else None
+        literal = None
+        if value is None and target is not None and target.type in ("string", "template_string"):
+            literal = (target.text or b"").decode("utf-8", "surrogatepass")
+        found.append(Import(value, dynamic, line + 1, column, literal))
     return found, module
 
 
