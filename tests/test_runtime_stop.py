@@ -10,13 +10,14 @@ from django.core.exceptions import ValidationError
 from plugins_app import hooks
 from plugins_app.models import Plugin
 
-# A hook that leaves a rejection behind whose handler never returns.
+# A hook that leaves a rejection behind whose handler never returns. The import() is
+# built at run time: a literal one is refused when the plugin is saved (imports.py).
 LEFT_BEHIND = """
 const plugin = {
-  go() { import("x").catch(() => { for (;;) {} }); return "went"; },
+  go() { eval('import("x")').catch(() => { for (;;) {} }); return "went"; },
 };
 """
-TOP_LEVEL = 'import("x").catch(() => { for (;;) {} });\nconst plugin = { go() { return "went"; } };\n'
+TOP_LEVEL = 'eval(\'import("x")\').catch(() => { for (;;) {} });\nconst plugin = { go() { return "went"; } };\n'
 VICTIM = "const plugin = { ping(n) { return n + 1; } };"
 
 
