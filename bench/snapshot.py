@@ -93,6 +93,9 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
         def sleep(self, ms: float) -> bool:
             return False
 
+        def url_source(self) -> str:
+            return snapshot.url_source()
+
         def next(self) -> Any:
             return self.requests.get()
 

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INTERNALS = [
     "__bootstrap", "Deno", "__jsrunCallSync", "__jsrunCallAsync", "__host_op_sync__", "__host_op_async__",
     "__jsrun_bind_object", "__jsrun_from_py_stream", "__plugins_host", "__plugins_next", "__plugins_exchange",
-    "__plugins_sleep", "__plugins_random", "__plugins_webapi", "ReadableStream", "WebAssembly",
+    "__plugins_sleep", "__plugins_random", "__plugins_url_source", "__plugins_webapi", "ReadableStream", "WebAssembly",
     "SharedArrayBuffer", "Atomics", "FinalizationRegistry",
 ]
 
@@ -128,7 +128,7 @@ def test_stack_inspection_reveals_no_bridge_function(make_plugin):
 def _bootstrapped_runtime(before: str = "", globals_: tuple[str, ...] = worker.GLOBALS):
     """A bare jsrun runtime (in this process) that ran ``before`` and then the bootstrap."""
     runtime = jsrun.Runtime(jsrun.RuntimeConfig(enable_console=False))
-    for name in ("__plugins_host", "__plugins_next", "__plugins_exchange", "__plugins_sleep", "__plugins_random"):
+    for name in ("__plugins_host", "__plugins_next", "__plugins_exchange", "__plugins_sleep", "__plugins_random", "__plugins_url_source"):
         runtime.bind_function(name, lambda *args: None)
     runtime.eval(snapshot.webapi_source())  # what the worker's snapshot holds
     if before:

@@ -59,8 +59,9 @@
   const webapi = g.__plugins_webapi;
   if (webapi === undefined) throw new ErrorCtor("bootstrap: the web APIs are not loaded");
   const webNames = new SetCtor(webapi.names);
-  const randomOp = opId("__plugins_random"), sleepOp = opId("__plugins_sleep");
+  const randomOp = opId("__plugins_random"), sleepOp = opId("__plugins_sleep"), urlOp = opId("__plugins_url_source");
   const randomBytes = (n) => callPython(randomOp, [n]);
+  const urlSource = () => callPython(urlOp, []);  // URL's code, asked for on its first use
   const sleep = (ms) => callPython(sleepOp, [ms]);
   const retainedBytes = () => {
     const usage = memoryUsage();
@@ -215,7 +216,7 @@
     writable: true, enumerable: false, configurable: true,
   });
   // TextEncoder, URL, crypto, timers... (writable and configurable, as in Node.js).
-  const timers = webapi.install(g, randomBytes);
+  const timers = webapi.install(g, randomBytes, urlSource);
 
   // -- fail closed: the global object holds exactly the documented names --------------------
   const present = ownKeys(g);

@@ -80,6 +80,7 @@ runtime keeps between calls comes on top (bounded by the worker's recycling at i
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,6 +153,18 @@ def webapi_source() -> str:
     return WEBAPI_PATH.read_text(encoding="utf-8")
 
 
+# URL/URLSearchParams (whatwg-url with its IDNA tables, ~290 KB): not in the snapshot,
+# where every runtime's heap would keep it; handed to a runtime the first time it uses URL
+# (bound as __plugins_url_source). Read once per worker, when its factory is built.
+URL_PATH = WEBAPI_PATH.with_name("url.js")
+
+
+@lru_cache(maxsize=1)
+def url_source() -> str:
+    """The URL classes' script (webapi/dist/url.js), for ``__plugins_url_source``."""
+    return URL_PATH.read_text(encoding="utf-8")  # ASCII; "ascii" would import a codec after Landlock
+
+
 def _webapi_definition(source: str) -> str:
     """The bundle inside try/catch: a SnapshotBuilder script that throws aborts the process."""
     return f"try {{\n{source}\n}} catch (e) {{\n  delete globalThis.{WEBAPI_GLOBAL};\n}}\n"
@@ -203,6 +216,7 @@ class RuntimeFactory:
         builder = jsrun.SnapshotBuilder()  # enable_console=False: console methods are no-ops
         # The web APIs first: the bootstrap needs them (see WEBAPI_PATH).
         self.webapi = webapi_source()
+        url_source()  # read now: the worker's file access may be narrowed later
         builder.execute_script(SCRIPT_NAME, _webapi_definition(self.webapi))
         definition = _bootstrap_definition(bootstrap_template) if bootstrap_template is not None else None
         if definition is not None:

@@ -963,6 +963,7 @@ class Worker:
         runtime.bind_function("__plugins_exchange", ref.exchange)
         runtime.bind_function("__plugins_sleep", ref.sleep)
         runtime.bind_function("__plugins_random", random_bytes)
+        runtime.bind_function("__plugins_url_source", snapshot.url_source)
 
     async def adopt_standby(self, memory_mb: int) -> Standby | None:
         """The standby runtime, unparked, if it has ``memory_mb``; None otherwise."""

@@ -7,7 +7,7 @@
 // the runtime's global object (writable and configurable, as in Node.js and browsers, so a
 // plugin's own top-level `const URL = ...` shadows them) and returns what the bootstrap's
 // run loop needs: the timer controls and nothing else.
-import { defineLazyGlobal } from "./lazy.js";
+import { defineLazyGlobal, setUrlSource } from "./lazy.js";
 import { DOMException } from "./domexception.js";
 import { atob, btoa, TextDecoder, TextEncoder } from "./encoding.js";
 import { crypto, Crypto, CryptoKey, setRandomSource, SubtleCrypto } from "./crypto.js";
@@ -28,9 +28,10 @@ const NAMES = freeze(Object.keys(GLOBALS));
 const ENUMERABLE = { __proto__: null, crypto: true, performance: true, setTimeout: true, clearTimeout: true, setInterval: true, clearInterval: true, atob: true, btoa: true, structuredClone: true };
 
 // `randomBytes(n)`: a Uint8Array of n fresh bytes from the sandbox process's os.urandom.
-const install = (global, randomBytes) => {
+const install = (global, randomBytes, urlSource) => {
   captureLate();
   setRandomSource(randomBytes);
+  setUrlSource(urlSource);
   resetPerformance();
   cancelAll();
   for (let i = 0; i < NAMES.length; i++) {

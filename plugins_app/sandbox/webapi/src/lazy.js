@@ -1,12 +1,20 @@
 // The URL classes, compiled on first use (see url.js).
-import urlSource from "virtual:url-source";
+// Its source (dist/url.js) is not in the snapshot: the worker hands it over through
+// `loadSource` (install's urlSource), the first time a runtime touches URL.
 import { define } from "./intrinsics.js";
 import { TextDecoder, TextEncoder } from "./encoding.js";
 
 const FunctionCtor = Function;
+const StringCtor = String;
 let classes = null;
+let loadSource = null;
+export const setUrlSource = (load) => { loadSource = load; };
 export const urlClasses = () => {
-  if (classes === null) classes = new FunctionCtor("__plugins_text", urlSource + "\nreturn __plugins_url;")({ TextEncoder, TextDecoder });
+  if (classes === null) {
+    const source = loadSource === null ? undefined : loadSource();
+    if (typeof source !== "string") throw new Error("URL is not available in this runtime");
+    classes = new FunctionCtor("__plugins_text", StringCtor(source) + "\nreturn __plugins_url;")({ TextEncoder, TextDecoder });
+  }
   return classes;
 };
 
