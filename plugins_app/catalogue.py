@@ -286,6 +286,7 @@ class UndeclaredHook(Exception):  # noqa: N818 - named for what it reports, like
 # Undeclared hook names already warned about (or ignored) in this process: later calls
 # cost a set lookup. Forgotten when PLUGINS_APP changes, so that "error" applies at once.
 _warned: set[str] = set()
+MAX_WARNED_HOOKS = 1000  # undeclared hook names remembered (and logged) per process
 
 
 def check_called(hook: str) -> None:
@@ -311,12 +312,21 @@ def _undeclared(hook: str) -> None:
             f"hook {hook!r} is not declared: declare it with plugins_app.catalogue.declare_hook() "
             "(PLUGINS_APP['UNDECLARED_HOOKS'] is 'error')"
         )
+    if len(_warned) >= MAX_WARNED_HOOKS:
+        # Hook names built from request data would grow the set without end: past the cap,
+        # undeclared hooks are no longer remembered (nor logged: the log would flood).
+        return
     _warned.add(hook)
     if mode != "ignore":
         logger.warning(
             "hook %r is called but not declared: declare it with plugins_app.catalogue.declare_hook() "
             "(warned once per process; see PLUGINS_APP['UNDECLARED_HOOKS'])", hook,
         )
+        if len(_warned) == MAX_WARNED_HOOKS:
+            logger.warning(
+                "%d undeclared hook names seen in this process: no more are logged (hook names built "
+                "from request data?)", MAX_WARNED_HOOKS,
+            )
 
 
 # -- warnings when a plugin is saved -------------------------------------------------------

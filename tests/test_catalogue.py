@@ -319,3 +319,16 @@ def test_admin_catalogue_needs_the_view_permission_on_plugins(client):
     client.logout()
     response = client.get(reverse(CATALOGUE))
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_undeclared_hook_names_are_remembered_up_to_a_cap(caplog, monkeypatch):
+    from plugins_app import catalogue as cat
+
+    monkeypatch.setattr(cat, "MAX_WARNED_HOOKS", 5)
+    monkeypatch.setattr(cat, "_warned", set())
+    with caplog.at_level("WARNING", logger="plugins_app.catalogue"):
+        for n in range(20):
+            cat.check_called(f"fromRequest{n}")
+    assert len(cat._warned) == 5
+    messages = [r.getMessage() for r in caplog.records if r.name == "plugins_app.catalogue"]
+    assert len(messages) == 6 and "no more are logged" in messages[-1]
