@@ -7,6 +7,7 @@ the README's command (SQLite when unset); arguments after ``--`` go to pytest:
 
     nox -s "tests(3.13-django6.1)" -- -x tests/test_hooks.py
 """
+
 from __future__ import annotations
 
 import nox
@@ -24,5 +25,7 @@ MATRIX = [("3.11", "5.2"), ("3.12", "6.0"), ("3.13", "6.1")]
 def tests(session: nox.Session, django: str) -> None:
     """The test suite on one (Python, Django) pair."""
     session.install("-e", ".[test]", f"django~={django}.0")
-    session.run("python", "-c", "import django, sys; print('Django', django.get_version(), 'on Python', sys.version.split()[0])")
+    session.run(
+        "python", "-c", "import django, sys; print('Django', django.get_version(), 'on Python', sys.version.split()[0])"
+    )
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs)

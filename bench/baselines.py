@@ -19,6 +19,7 @@ those of a Django process and its sandboxes, with no V8 of the baselines in it. 
 jsrun runtime is closed before the next series (an idle open runtime spins a core) and
 the process ends with ``os._exit`` (jsrun handles must never be finalized).
 """
+
 from __future__ import annotations
 
 import argparse

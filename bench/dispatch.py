@@ -8,6 +8,7 @@ the hook, first with only those installed, then with ``--installed`` plugins in 
 grow with uninvolved plugins (the issue's bar is within 20 %). Uses a throwaway SQLite
 database unless DATABASE_URL is set (then it removes its own plugins at the end).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,8 +82,13 @@ def main() -> None:
         extra = args.installed - args.implementing - 1
         others = Plugin.objects.bulk_create(
             Plugin(
-                slug=f"bench-other-{i}", name=f"other {i}", source=template.source, enabled=True,
-                hooks=template.hooks, version=1, fingerprint=template.fingerprint,
+                slug=f"bench-other-{i}",
+                name=f"other {i}",
+                source=template.source,
+                enabled=True,
+                hooks=template.hooks,
+                version=1,
+                fingerprint=template.fingerprint,
             )
             for i in range(extra)
         )

@@ -9,6 +9,7 @@ The parent writes with ``protocol.write_message`` and reads like the supervisor 
 
 Used by bench/run.py; not a script of its own.
 """
+
 from __future__ import annotations
 
 import gc
@@ -61,8 +62,11 @@ class Echo:
         options = {"in_fd": to_child_r, "out_fd": from_child_w}
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", BOOT, json.dumps(options)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            pass_fds=(to_child_r, from_child_w), close_fds=True, cwd="/",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            pass_fds=(to_child_r, from_child_w),
+            close_fds=True,
+            cwd="/",
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
         )
         os.close(to_child_r)
@@ -89,8 +93,14 @@ class Echo:
     def round_trip(self, call_id: str) -> dict:
         self.protocol.write_message(
             self.in_fd,
-            {"op": "call", "key": "bench:1:0123456789abcdef", "hook": "farewell", "args": '["x"]', "timeout": 1.0,
-             "id": call_id},
+            {
+                "op": "call",
+                "key": "bench:1:0123456789abcdef",
+                "hook": "farewell",
+                "args": '["x"]',
+                "timeout": 1.0,
+                "id": call_id,
+            },
         )
         return self.recv(time.monotonic() + 10)
 

@@ -8,6 +8,7 @@ hook a few times: runaway loop, never-settling promise, heap bomb, ArrayBuffer f
 the median time to the error and the calling process's peak RSS. Uses a throwaway SQLite
 database unless DATABASE_URL is set.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,7 +58,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     try:
-        plugin = Plugin(slug="bench-hostile", name="hostile", source=HOSTILE, enabled=True, timeout_ms=1000, memory_limit_mb=64)
+        plugin = Plugin(
+            slug="bench-hostile", name="hostile", source=HOSTILE, enabled=True, timeout_ms=1000, memory_limit_mb=64
+        )
         plugin.full_clean()
         plugin.save()
         print(f"{'hook':<12} {'error':<20} {'median ms':>10}   next call")
@@ -72,7 +75,9 @@ def main() -> None:
                     names.add(type(exc).__name__)
                 times.append((time.perf_counter() - start) * 1000)
                 recovered &= hooks.call("bench-hostile", "ok") == "ok"
-            print(f"{hook:<12} {'/'.join(sorted(names)):<20} {statistics.median(times):>10.0f}   {'ok' if recovered else 'FAILED'}")
+            print(
+                f"{hook:<12} {'/'.join(sorted(names)):<20} {statistics.median(times):>10.0f}   {'ok' if recovered else 'FAILED'}"
+            )
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"calling process peak RSS: {peak:.0f} MiB (the bombs went off in sandbox processes)")
     finally:

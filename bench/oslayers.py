@@ -17,6 +17,7 @@ processes started like sandbox workers (scrubbed environment, cwd /):
 
 Medians; the machine is shared and noisy. No assertions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,7 +82,9 @@ def run(options: dict, measure: bool, syscalls: int) -> tuple[float, dict]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-I", "-c", code, json.dumps(options), str(int(measure)), str(syscalls)],
-        stdout=subprocess.PIPE, env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}, cwd="/",
+        stdout=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        cwd="/",
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()
@@ -97,7 +100,9 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=30, help="process starts per configuration (default 30)")
     parser.add_argument("--syscalls", type=int, default=200_000, help="getppid calls timed (default 200000)")
     args = parser.parse_args()
-    print(f"{'configuration':<18} {'start ms':>9} {'apply ms':>9} {'syscall ns':>11} {'pipe rt us':>11} {'js call us':>11}  active")
+    print(
+        f"{'configuration':<18} {'start ms':>9} {'apply ms':>9} {'syscall ns':>11} {'pipe rt us':>11} {'js call us':>11}  active"
+    )
     for name, options in CONFIGS.items():
         starts, applies = [], []
         for _ in range(args.starts):

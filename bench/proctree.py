@@ -4,6 +4,7 @@ its descendants (found through the ppid field of /proc/*/stat), and the idle-CPU
 Shared by bench/run.py and bench/web.py (with :func:`code_version`, which both print);
 standard library only.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ def _read_stat(pid: int) -> tuple[int, int] | None:
             data = fh.read()
     except OSError:
         return None
-    fields = data[data.rindex(b")") + 2:].split()
+    fields = data[data.rindex(b")") + 2 :].split()
     # fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
     return int(fields[1]), int(fields[11]) + int(fields[12])
 
@@ -128,7 +129,9 @@ def measure_idle(seconds: float, sample_every: float = 0.5) -> dict[str, Any]:
         "sampler_pct_core": 100.0 * sampler_s / elapsed,
         "uncorrected_pct_core": 100.0 * raw_total_s / elapsed,
         "children": len(per_pid) - (1 if me in per_pid else 0),
-        "per_child_pct_core": {str(p): round(100.0 * v / CLOCK_TICKS / elapsed, 2) for p, v in per_pid.items() if p != me},
+        "per_child_pct_core": {
+            str(p): round(100.0 * v / CLOCK_TICKS / elapsed, 2) for p, v in per_pid.items() if p != me
+        },
         "timeline": timeline,
     }
 
@@ -136,10 +139,15 @@ def measure_idle(seconds: float, sample_every: float = 0.5) -> dict[str, Any]:
 def code_version(repo: Path) -> str:
     """The commit measured, and whether the work tree differs from it (read-only git calls)."""
     try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        changed = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                 capture_output=True, text=True, timeout=10).stdout.splitlines()
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return "unknown (no git)"
     if not head:

@@ -8,6 +8,7 @@ Run from the repository root:
 
 See bench/README.md for what each row means and how to read the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,25 +49,43 @@ FILTER_TEN = "const plugin = { bench_filter_ten(v) { return v + 1; } };"
 
 # -- setup ---------------------------------------------------------------------------
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="small run (1 round x 200 calls, 5 cold starts, 3 s idle); with --web, a short web run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small run (1 round x 200 calls, 5 cold starts, 3 s idle); with --web, a short web run",
+    )
     parser.add_argument("--calls", type=int, help="timed calls per series per round (default 2000; --quick 200)")
     parser.add_argument("--warmup", type=int, help="untimed calls before each series (default 100; --quick 30)")
     parser.add_argument("--rounds", type=int, help="rounds; samples of all rounds are pooled (default 3; --quick 1)")
     parser.add_argument("--cold", type=int, help="cold starts to measure (default 20; --quick 5)")
-    parser.add_argument("--plugins", type=int, default=50, help="plugins of the round-robin, idle and RSS rows (default 50)")
+    parser.add_argument(
+        "--plugins", type=int, default=50, help="plugins of the round-robin, idle and RSS rows (default 50)"
+    )
     parser.add_argument("--idle-seconds", type=float, help="length of the idle CPU window (default 5; --quick 3)")
     parser.add_argument("--pool-size", type=int, help="override PLUGINS_APP POOL_SIZE (default: the project's)")
-    parser.add_argument("--warm-per-worker", type=int,
-                        help="override WARM_RUNTIMES_PER_WORKER (default: at least --plugins, so one sandbox can hold them all)")
-    parser.add_argument("--scope-per-call", action="store_true",
-                        help="enter hooks.scope() around every call (timed) instead of once around each series")
+    parser.add_argument(
+        "--warm-per-worker",
+        type=int,
+        help="override WARM_RUNTIMES_PER_WORKER (default: at least --plugins, so one sandbox can hold them all)",
+    )
+    parser.add_argument(
+        "--scope-per-call",
+        action="store_true",
+        help="enter hooks.scope() around every call (timed) instead of once around each series",
+    )
     parser.add_argument("--web", action="store_true", help="also run bench/web.py (gunicorn) for the demo-page row")
     parser.add_argument("--json", metavar="PATH", help="also write all results as JSON to PATH")
     args = parser.parse_args()
-    defaults = {"calls": (2000, 200), "warmup": (100, 30), "rounds": (3, 1), "cold": (20, 5), "idle_seconds": (5.0, 3.0)}
+    defaults = {
+        "calls": (2000, 200),
+        "warmup": (100, 30),
+        "rounds": (3, 1),
+        "cold": (20, 5),
+        "idle_seconds": (5.0, 3.0),
+    }
     for name, (normal, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else normal)
@@ -99,9 +118,16 @@ def configure_sandbox(args: argparse.Namespace) -> dict[str, Any]:
 
     from plugins_app import conf
 
-    project = {name: conf.get(name) for name in (
-        "POOL_SIZE", "WARM_RUNTIMES_PER_WORKER", "WORKER_DATA_LIMIT_MB", "RUNTIME_IDLE_SECONDS", "MAX_MEMORY_MB",
-    )}
+    project = {
+        name: conf.get(name)
+        for name in (
+            "POOL_SIZE",
+            "WARM_RUNTIMES_PER_WORKER",
+            "WORKER_DATA_LIMIT_MB",
+            "RUNTIME_IDLE_SECONDS",
+            "MAX_MEMORY_MB",
+        )
+    }
     overrides: dict[str, Any] = {}
     if args.pool_size is not None:
         overrides["POOL_SIZE"] = args.pool_size
@@ -139,6 +165,7 @@ def log(message: str) -> None:
 
 
 # -- statistics ------------------------------------------------------------------------
+
 
 def pct(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
@@ -219,6 +246,7 @@ def per_sandbox(state: list[dict[str, Any]]) -> str:
 
 # -- measurements ------------------------------------------------------------------------
 
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         from plugins_app import hooks
@@ -282,8 +310,16 @@ class Bench:
 
         def run() -> None:
             a = self.args
-            cmd = [sys.executable, str(BENCH_DIR / "baselines.py"), "--calls", str(a.calls), "--warmup", str(a.warmup),
-                   "--cold", str(cold)]
+            cmd = [
+                sys.executable,
+                str(BENCH_DIR / "baselines.py"),
+                "--calls",
+                str(a.calls),
+                "--warmup",
+                str(a.warmup),
+                "--cold",
+                str(cold),
+            ]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
                 raise RuntimeError(f"bench/baselines.py exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
@@ -331,7 +367,11 @@ class Bench:
                 assert apply_filters("bench_filter_none", 0) == 0
             one.add_round(self.run_series(lambda: apply_filters("bench_filter_one", 0), a.calls, a.warmup))
             # Ten sandbox calls each: fewer samples, the same time spent.
-            ten.add_round(self.run_series(lambda: apply_filters("bench_filter_ten", 0), max(20, a.calls // 5), max(10, a.warmup // 5)))
+            ten.add_round(
+                self.run_series(
+                    lambda: apply_filters("bench_filter_ten", 0), max(20, a.calls // 5), max(10, a.warmup // 5)
+                )
+            )
             none.add_round(self.run_series(lambda: apply_filters("bench_filter_none", 0), a.calls, a.warmup))
 
         self.guarded("filters", [one.name, ten.name, none.name], run)
@@ -371,6 +411,7 @@ class Bench:
 
 
 # -- the goals ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Figure:
@@ -421,8 +462,15 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def build_figures(
-    b: Bench, n_plugins: int, idle: dict[str, Any] | None, rss: dict[str, Any] | None,
-    rr_note: str, state_note: str, idle_note: str, web: dict[str, Any] | None, web_note: str,
+    b: Bench,
+    n_plugins: int,
+    idle: dict[str, Any] | None,
+    rss: dict[str, Any] | None,
+    rr_note: str,
+    state_note: str,
+    idle_note: str,
+    web: dict[str, Any] | None,
+    web_note: str,
 ) -> list[Figure]:
     m = {name: s.median_us for name, s in b.series.items()}
 
@@ -434,35 +482,102 @@ def build_figures(
         return ""
 
     figures = [
-        Figure("warm hooks.call, no host call (greeter farewell)", "<= 1.0x", "ratio_max", 1.0,
-               measured=m.get("hooks.farewell"), baseline=m.get("jsrun.farewell"),
-               baseline_label="raw jsrun call_async", note=err("hooks.farewell", "jsrun.farewell")),
-        Figure("warm hooks.call, no host call (greeter farewell)", "<= 1.0x", "ratio_max", 1.0,
-               measured=m.get("hooks.farewell"), baseline=m.get("mini_racer.farewell"),
-               baseline_label="mini-racer call", note=err("hooks.farewell", "mini_racer.farewell")),
-        Figure("warm hooks.call with one log (greeter greet)", "<= 1.2x", "ratio_max", 1.2,
-               measured=m.get("hooks.greet"), baseline=m.get("jsrun.greet"),
-               baseline_label="raw jsrun, 1 bound Python call", note=err("hooks.greet", "jsrun.greet")),
-        Figure("cold start, new version (1st call after a save)", "<= 5 ms", "abs_max", 5000.0,
-               measured=m.get("hooks.cold"), note=err("hooks.cold")),
-        Figure("apply_filters, 10 plugins", "<= 3x", "ratio_max", 3.0,
-               measured=m.get("filters.ten"), baseline=m.get("filters.one"),
-               baseline_label="apply_filters, 1 plugin", note=err("filters.ten", "filters.one")),
-        Figure("apply_filters, no plugin implements the hook", "<= 30 us", "abs_max", 30.0,
-               measured=m.get("filters.none"), note=err("filters.none")),
-        Figure(f"round-robin over {n_plugins} active plugins", "<= 2x", "ratio_max", 2.0,
-               measured=m.get("rr.many"), baseline=m.get("rr.one"),
-               baseline_label="one plugin", note=err("rr.many", "rr.one") or rr_note),
-        Figure(f"idle CPU, {n_plugins} plugins used then idle", "< 1% core", "abs_lt", 1.0, unit="%",
-               measured=idle["pct_core"] if idle else None,
-               note=(b.errors.get("idle") and f"failed: {b.errors['idle']}") or "; ".join(filter(None, (state_note, idle_note)))),
-        Figure(f"RSS, Django process + sandboxes, {n_plugins} warm", "<= 400 MiB", "abs_max", 400.0, unit="MiB",
-               measured=rss["total_mib"] if rss else None,
-               note=(b.errors.get("rss") and f"failed: {b.errors['rss']}") or state_note),
-        Figure("demo page, filter + template hooks (gunicorn)", ">= 0.7x", "ratio_min", 0.7, unit="req/s",
-               measured=web["on"]["median_rps"] if web else None,
-               baseline=web["off"]["median_rps"] if web else None,
-               baseline_label="hooks off (plugins disabled)", note=web_note),
+        Figure(
+            "warm hooks.call, no host call (greeter farewell)",
+            "<= 1.0x",
+            "ratio_max",
+            1.0,
+            measured=m.get("hooks.farewell"),
+            baseline=m.get("jsrun.farewell"),
+            baseline_label="raw jsrun call_async",
+            note=err("hooks.farewell", "jsrun.farewell"),
+        ),
+        Figure(
+            "warm hooks.call, no host call (greeter farewell)",
+            "<= 1.0x",
+            "ratio_max",
+            1.0,
+            measured=m.get("hooks.farewell"),
+            baseline=m.get("mini_racer.farewell"),
+            baseline_label="mini-racer call",
+            note=err("hooks.farewell", "mini_racer.farewell"),
+        ),
+        Figure(
+            "warm hooks.call with one log (greeter greet)",
+            "<= 1.2x",
+            "ratio_max",
+            1.2,
+            measured=m.get("hooks.greet"),
+            baseline=m.get("jsrun.greet"),
+            baseline_label="raw jsrun, 1 bound Python call",
+            note=err("hooks.greet", "jsrun.greet"),
+        ),
+        Figure(
+            "cold start, new version (1st call after a save)",
+            "<= 5 ms",
+            "abs_max",
+            5000.0,
+            measured=m.get("hooks.cold"),
+            note=err("hooks.cold"),
+        ),
+        Figure(
+            "apply_filters, 10 plugins",
+            "<= 3x",
+            "ratio_max",
+            3.0,
+            measured=m.get("filters.ten"),
+            baseline=m.get("filters.one"),
+            baseline_label="apply_filters, 1 plugin",
+            note=err("filters.ten", "filters.one"),
+        ),
+        Figure(
+            "apply_filters, no plugin implements the hook",
+            "<= 30 us",
+            "abs_max",
+            30.0,
+            measured=m.get("filters.none"),
+            note=err("filters.none"),
+        ),
+        Figure(
+            f"round-robin over {n_plugins} active plugins",
+            "<= 2x",
+            "ratio_max",
+            2.0,
+            measured=m.get("rr.many"),
+            baseline=m.get("rr.one"),
+            baseline_label="one plugin",
+            note=err("rr.many", "rr.one") or rr_note,
+        ),
+        Figure(
+            f"idle CPU, {n_plugins} plugins used then idle",
+            "< 1% core",
+            "abs_lt",
+            1.0,
+            unit="%",
+            measured=idle["pct_core"] if idle else None,
+            note=(b.errors.get("idle") and f"failed: {b.errors['idle']}")
+            or "; ".join(filter(None, (state_note, idle_note))),
+        ),
+        Figure(
+            f"RSS, Django process + sandboxes, {n_plugins} warm",
+            "<= 400 MiB",
+            "abs_max",
+            400.0,
+            unit="MiB",
+            measured=rss["total_mib"] if rss else None,
+            note=(b.errors.get("rss") and f"failed: {b.errors['rss']}") or state_note,
+        ),
+        Figure(
+            "demo page, filter + template hooks (gunicorn)",
+            ">= 0.7x",
+            "ratio_min",
+            0.7,
+            unit="req/s",
+            measured=web["on"]["median_rps"] if web else None,
+            baseline=web["off"]["median_rps"] if web else None,
+            baseline_label="hooks off (plugins disabled)",
+            note=web_note,
+        ),
     ]
     return figures
 
@@ -478,20 +593,24 @@ def print_figures(figures: list[Figure]) -> None:
         if f.note:
             notes.append(f.note)
             note_mark = f" [{len(notes)}]"
-        rows.append((
-            f.label + note_mark,
-            f.goal,
-            fmt_value(f.measured, f.unit),
-            fmt_value(f.baseline, f.unit) if f.baseline_label else "-",
-            f.baseline_label or "-",
-            f"{ratio:.2f}x" if ratio is not None and f.kind.startswith("ratio") else "-",
-            "-" if met is None else ("yes" if met else "NO"),
-        ))
+        rows.append(
+            (
+                f.label + note_mark,
+                f.goal,
+                fmt_value(f.measured, f.unit),
+                fmt_value(f.baseline, f.unit) if f.baseline_label else "-",
+                f.baseline_label or "-",
+                f"{ratio:.2f}x" if ratio is not None and f.kind.startswith("ratio") else "-",
+                "-" if met is None else ("yes" if met else "NO"),
+            )
+        )
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(cols)]
     right = {2, 3, 5}
 
     def line(values: tuple[str, ...]) -> str:
-        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+        return "  ".join(
+            v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+        ).rstrip()
 
     print(line(cols))
     print("-" * len(line(cols)))
@@ -506,17 +625,31 @@ def print_figures(figures: list[Figure]) -> None:
 
 def print_series(b: Bench) -> None:
     order = [
-        "hooks.farewell", "hooks.greet", "jsrun.farewell", "jsrun.greet", "jsrun_sync.farewell",
-        "mini_racer.farewell", "mini_racer.greet", "echo.round_trip",
-        "filters.one", "filters.ten", "filters.none", "rr.one", "rr.many",
-        "hooks.cold", "jsrun.cold", "mini_racer.cold",
+        "hooks.farewell",
+        "hooks.greet",
+        "jsrun.farewell",
+        "jsrun.greet",
+        "jsrun_sync.farewell",
+        "mini_racer.farewell",
+        "mini_racer.greet",
+        "echo.round_trip",
+        "filters.one",
+        "filters.ten",
+        "filters.none",
+        "rr.one",
+        "rr.many",
+        "hooks.cold",
+        "jsrun.cold",
+        "mini_racer.cold",
     ]
     names = [n for n in order if n in b.series] + [n for n in b.series if n not in order]
     jsrun_m = b.series.get("jsrun.farewell").median_us if "jsrun.farewell" in b.series else None
     mr_m = b.series.get("mini_racer.farewell").median_us if "mini_racer.farewell" in b.series else None
     width = max(len(b.series[n].label) for n in names)
-    header = (f"{'series':<{width}}  {'n':>6}  {'median':>10}  {'p90':>10}  {'min':>10}  "
-              f"{'/jsrun async':>12}  {'/mini-racer':>11}  per-round medians")
+    header = (
+        f"{'series':<{width}}  {'n':>6}  {'median':>10}  {'p90':>10}  {'min':>10}  "
+        f"{'/jsrun async':>12}  {'/mini-racer':>11}  per-round medians"
+    )
     print(header)
     print("-" * len(header))
     for n in names:
@@ -533,10 +666,13 @@ def print_series(b: Bench) -> None:
             f"{s.label:<{width}}  {st['n']:>6}  {fmt_value(st['median_us'], 'us'):>10}  {fmt_value(st['p90_us'], 'us'):>10}  "
             f"{fmt_value(st['min_us'], 'us'):>10}  {r_js:>12}  {r_mr:>11}  {rounds}"
         )
-    print("(/jsrun async and /mini-racer: median over the farewell median of that baseline; cold rows: see the cold baselines)")
+    print(
+        "(/jsrun async and /mini-racer: median over the farewell median of that baseline; cold rows: see the cold baselines)"
+    )
 
 
 # -- web -----------------------------------------------------------------------------------------
+
 
 def run_web(quick: bool) -> tuple[dict[str, Any] | None, str]:
     """bench/web.py in a subprocess (its output goes to stderr); returns (results, note)."""
@@ -552,6 +688,7 @@ def run_web(quick: bool) -> tuple[dict[str, Any] | None, str]:
 
 
 # -- main ----------------------------------------------------------------------------------------
+
 
 def main() -> None:
     args = parse_args()
@@ -647,8 +784,10 @@ def main() -> None:
             b.errors["idle"] = f"{type(exc).__name__}: {exc}"
         warm_after = sandbox_state()
         if idle and len(warm_rr(warm_after)) < len(warm_rr(warm_before)):
-            idle_note = (f"{len(warm_rr(warm_before)) - len(warm_rr(warm_after))} runtimes were closed during the idle "
-                         f"window (RUNTIME_IDLE_SECONDS {sandbox_settings['used']['RUNTIME_IDLE_SECONDS']:g})")
+            idle_note = (
+                f"{len(warm_rr(warm_before)) - len(warm_rr(warm_after))} runtimes were closed during the idle "
+                f"window (RUNTIME_IDLE_SECONDS {sandbox_settings['used']['RUNTIME_IDLE_SECONDS']:g})"
+            )
 
         log("cold starts ...")
         b.cold(source)
@@ -668,8 +807,9 @@ def main() -> None:
     total_seconds = time.monotonic() - started
 
     # -- print ------------------------------------------------------------------------------------
-    import django
     from importlib.metadata import version
+
+    import django
 
     def pkg(name: str) -> str:
         try:
@@ -693,11 +833,25 @@ def main() -> None:
     )
     overridden = sandbox_settings["overridden"]
     print(
-        "sandbox settings: " + ", ".join(f"{k} {v}" for k, v in used.items())
-        + (" (set by the bench: " + ", ".join(f"{k} was {sandbox_settings['project'][k]}" for k in overridden) + ")"
-           if overridden else "")
+        "sandbox settings: "
+        + ", ".join(f"{k} {v}" for k, v in used.items())
+        + (
+            " (set by the bench: " + ", ".join(f"{k} was {sandbox_settings['project'][k]}" for k in overridden) + ")"
+            if overridden
+            else ""
+        )
     )
-    print("hooks.scope(): " + (b.scope_note or ("entered around every call" if args.scope_per_call else "entered once around each series (warm-up + timed calls)")))
+    print(
+        "hooks.scope(): "
+        + (
+            b.scope_note
+            or (
+                "entered around every call"
+                if args.scope_per_call
+                else "entered once around each series (warm-up + timed calls)"
+            )
+        )
+    )
     print()
     print_figures(figures)
     print()
@@ -714,17 +868,19 @@ def main() -> None:
             f"idle CPU after calling {len(rr_slugs)} plugins: {idle['pct_core']:.2f}% of one core over {idle['seconds']:.1f} s, "
             f"starting {idle['settle_seconds']:g} s after the last call "
             f"(this process {idle['self_pct_core']:.2f}%, {idle['children']} child process(es); the sampler's own "
-            f"{idle['sampler_pct_core']:.2f}% excluded); warm runtimes at the end: "
-            + per_sandbox(warm_after)
+            f"{idle['sampler_pct_core']:.2f}% excluded); warm runtimes at the end: " + per_sandbox(warm_after)
         )
-        print("  timeline (% of one core per sample): " + ", ".join(
-            f"{p['t_s']:.1f}s {p['pct_core']:.0f}%" for p in idle["timeline"]
-        ))
+        print(
+            "  timeline (% of one core per sample): "
+            + ", ".join(f"{p['t_s']:.1f}s {p['pct_core']:.0f}%" for p in idle["timeline"])
+        )
     if web:
         for mode in ("on", "off"):
             w = web[mode]
             print(
-                f"web, hooks {mode}: " + " / ".join(f"{v:.0f}" for v in w["rps_runs"]) + f" req/s (median {w['median_rps']:.0f}); "
+                f"web, hooks {mode}: "
+                + " / ".join(f"{v:.0f}" for v in w["rps_runs"])
+                + f" req/s (median {w['median_rps']:.0f}); "
                 f"server CPU {w['median_server_cpu_pct']:.0f}% core, load generator CPU {w['median_client_cpu_pct']:.0f}% core"
             )
     for phase, text in b.errors.items():
@@ -735,8 +891,12 @@ def main() -> None:
         payload = {
             "config": vars(args),
             "environment": {
-                "python": platform.python_version(), "django": django.get_version(), "jsrun": pkg("jsrun"),
-                "mini_racer": pkg("mini-racer"), "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+                "python": platform.python_version(),
+                "django": django.get_version(),
+                "jsrun": pkg("jsrun"),
+                "mini_racer": pkg("mini-racer"),
+                "cpus": os.cpu_count(),
+                "loadavg": os.getloadavg(),
                 "code": code_version(REPO),
             },
             "sandbox_settings": sandbox_settings,

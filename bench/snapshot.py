@@ -22,6 +22,7 @@ brackets; no assertions, the machine is shared and noisy):
    VmRSS growth per runtime, from /proc/self/status, plain vs snapshot; plus VmData per
    runtime for a few heap limits (V8's code range grows with it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,7 +71,9 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
 
     def new_runtime(memory_mb: int = 64) -> Any:
         if factory is None:
-            config = jsrun.RuntimeConfig(max_heap_size=memory_mb * MIB, max_serialization_bytes=max_serialization, enable_console=False)
+            config = jsrun.RuntimeConfig(
+                max_heap_size=memory_mb * MIB, max_serialization_bytes=max_serialization, enable_console=False
+            )
             runtime = jsrun.Runtime(config)
             if hasattr(snapshot, "webapi_source"):  # the web APIs a factory's snapshot holds
                 runtime.eval(snapshot.webapi_source())
@@ -146,7 +149,9 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
         for name in names:
             runtime.bind_function(name, getattr(park, name.removeprefix("__plugins_")))
         t2 = time.perf_counter()
-        text = worker.bootstrap_source(config_json='{"version":"1.0.0"}', max_chars=1 << 20, max_depth=128, memory_mb=64)
+        text = worker.bootstrap_source(
+            config_json='{"version":"1.0.0"}', max_chars=1 << 20, max_depth=128, memory_mb=64
+        )
         park_fn = runtime.eval(factory.bootstrap_script(text) if factory is not None else text)
         t3 = time.perf_counter()
         handle = await runtime.eval_async(source)
@@ -162,8 +167,13 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
         if standby is not None:
             KEPT.append(standby)  # its JsFunction is dropped only after close()
         phases = {
-            "create": t1 - t0, "bind": t2 - t1, "bootstrap": t3 - t2, "load": t4 - t3,
-            "first call": t5 - t4, "cold start total": t5 - t0, "second call": t6 - t5,
+            "create": t1 - t0,
+            "bind": t2 - t1,
+            "bootstrap": t3 - t2,
+            "load": t4 - t3,
+            "first call": t5 - t4,
+            "cold start total": t5 - t0,
+            "second call": t6 - t5,
         }
         return {k: v * 1000 for k, v in phases.items()}, (runtime, park, park_fn, handle, future)
 
@@ -237,8 +247,17 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
 # -- parent side --------------------------------------------------------------------------
 def run_child(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     command = [
-        sys.executable, "-I", str(Path(__file__).resolve()), "--child", mode,
-        "--runs", str(args.runs), "--runtimes", str(args.runtimes), "--gap-ms", str(args.gap_ms),
+        sys.executable,
+        "-I",
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--runs",
+        str(args.runs),
+        "--runtimes",
+        str(args.runtimes),
+        "--gap-ms",
+        str(args.gap_ms),
     ]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd="/")
     if proc.returncode != 0:
@@ -284,7 +303,9 @@ def main() -> None:
         print("   " + f"{label:12s}" + "".join(f"{summary(result['samples'][p]):>18s}" for p in phases), flush=True)
     print("   standby: a snap+precomp runtime created and parked during the idle gap; 'create' is its unparking")
     if not results["cold:precompiled"].get("precompiled"):
-        print("   NOTE: the bootstrap could not be precompiled (bootstrap.js changed shape?): snap+precomp ran the source")
+        print(
+            "   NOTE: the bootstrap could not be precompiled (bootstrap.js changed shape?): snap+precomp ran the source"
+        )
 
     print(f"\n3. memory per warm runtime (bootstrap + greeter + one call, parked), over {args.runtimes} runtimes, MiB")
     for kind in ("plain", "snapshot"):

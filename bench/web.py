@@ -21,6 +21,7 @@ The load generator is ``wrk``, ``oha`` or ``hey`` when one is on PATH, else a sm
 asyncio one in this file (keep-alive HTTP/1.1, ``--connections`` connections, fixed
 duration). gunicorn, its sandboxes and the temp dir are removed on exit, Ctrl-C included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,23 +55,35 @@ OFF_MARKER = b"The greeter is unavailable"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs: --duration 4 --warmup 1")
-    parser.add_argument("--runs", type=int, default=3, help="measured runs per mode; the median is reported (default 3)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="measured runs per mode; the median is reported (default 3)"
+    )
     parser.add_argument("--duration", type=float, help="seconds measured per run (default 10; --quick 4)")
     parser.add_argument("--warmup", type=float, help="seconds of untimed load before each run (default 3; --quick 1)")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn --workers (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn --threads, gthread (default 4)")
-    parser.add_argument("--pool-size", type=int,
-                        help="PLUGINS_APP POOL_SIZE of each web process (default: --threads, as docs/deployment.md "
-                        "advises; 0 keeps the project's setting)")
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        help="PLUGINS_APP POOL_SIZE of each web process (default: --threads, as docs/deployment.md "
+        "advises; 0 keeps the project's setting)",
+    )
     parser.add_argument("--path", default="/", help="the page to load (default /)")
-    parser.add_argument("--loadgen", choices=("auto", "python", "wrk", "oha", "hey"), default="auto",
-                        help="load generator (default: wrk, oha or hey if found, else the built-in asyncio one)")
+    parser.add_argument(
+        "--loadgen",
+        choices=("auto", "python", "wrk", "oha", "hey"),
+        default="auto",
+        help="load generator (default: wrk, oha or hey if found, else the built-in asyncio one)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (database, gunicorn log)")
-    parser.add_argument("--tmp-dir", metavar="DIR",
-                        help="where the temp dir (SQLite database, gunicorn log) is made (default: the system's; "
-                        "/dev/shm takes the disk's fsync out of SQLite's commits)")
+    parser.add_argument(
+        "--tmp-dir",
+        metavar="DIR",
+        help="where the temp dir (SQLite database, gunicorn log) is made (default: the system's; "
+        "/dev/shm takes the disk's fsync out of SQLite's commits)",
+    )
     args = parser.parse_args()
     if args.duration is None:
         args.duration = 4.0 if args.quick else 10.0
@@ -86,6 +99,7 @@ def log(message: str) -> None:
 
 
 # -- the built-in load generator ---------------------------------------------------------------
+
 
 class LoadResult:
     def __init__(self) -> None:
@@ -130,8 +144,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def _connection(port: int, path: str, stop_at: float, result: LoadResult) -> None:
-    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: plugins-app-bench\r\n"
-               "Accept: text/html\r\nConnection: keep-alive\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: plugins-app-bench\r\n"
+        "Accept: text/html\r\nConnection: keep-alive\r\n\r\n"
+    ).encode()
     clock = time.monotonic
     writer = None
     try:
@@ -148,7 +164,13 @@ async def _connection(port: int, path: str, stop_at: float, result: LoadResult) 
             try:
                 writer.write(request)
                 status, keep = await asyncio.wait_for(_read_response(reader), timeout=60)
-            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                asyncio.TimeoutError,
+                ValueError,
+            ) as exc:
                 result.errors += 1
                 result.last_error = f"{type(exc).__name__}: {exc}"
                 writer.close()
@@ -203,6 +225,7 @@ def external_load(tool: str, port: int, path: str, connections: int, seconds: fl
 
 # -- the site ---------------------------------------------------------------------------------------
 
+
 class Site:
     """gunicorn serving the demo project on a throwaway database; close() removes everything."""
 
@@ -214,15 +237,17 @@ class Site:
         self.seen_pids: set[int] = set()
         self.log_path = Path(self.tmp) / "gunicorn.log"
         env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL"}}
-        env.update({
-            "DATABASE_URL": f"sqlite:///{self.tmp}/web.sqlite3",
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(40),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "STATIC_ROOT": f"{self.tmp}/static",
-            "PYTHONPATH": os.pathsep.join([self.tmp, str(REPO)]),
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-        })
+        env.update(
+            {
+                "DATABASE_URL": f"sqlite:///{self.tmp}/web.sqlite3",
+                "DEBUG": "0",
+                "SECRET_KEY": secrets.token_urlsafe(40),
+                "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                "STATIC_ROOT": f"{self.tmp}/static",
+                "PYTHONPATH": os.pathsep.join([self.tmp, str(REPO)]),
+                "DJANGO_SETTINGS_MODULE": "project.settings",
+            }
+        )
         if args.pool_size:
             (Path(self.tmp) / "bench_web_settings.py").write_text(
                 "from project.settings import *  # noqa: F401,F403\n"
@@ -237,7 +262,9 @@ class Site:
             [sys.executable, "manage.py", *argv], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=300
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(argv[:2])} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}")
+            raise RuntimeError(
+                f"manage.py {' '.join(argv[:2])} exited {proc.returncode}: {proc.stderr.strip()[-1500:]}"
+            )
         return proc.stdout
 
     def setup_db(self) -> None:
@@ -248,9 +275,8 @@ class Site:
     def set_hooks(self, on: bool) -> None:
         """Enable or disable the demo's plugins with the documented command (one process)."""
         action = "enable" if on else "disable"
-        code = (
-            "from django.core.management import call_command\n"
-            + "".join(f"call_command('plugins', {action!r}, {slug!r})\n" for slug in DEMO_SLUGS)
+        code = "from django.core.management import call_command\n" + "".join(
+            f"call_command('plugins', {action!r}, {slug!r})\n" for slug in DEMO_SLUGS
         )
         self.manage("shell", "-c", code)
 
@@ -262,14 +288,32 @@ class Site:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         cmd = [
-            str(gunicorn), "project.wsgi", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.args.workers), "--threads", str(self.args.threads), "--worker-class", "gthread",
-            "--timeout", "60", "--error-logfile", str(self.log_path), "--log-level", "warning",
+            str(gunicorn),
+            "project.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.args.workers),
+            "--threads",
+            str(self.args.threads),
+            "--worker-class",
+            "gthread",
+            "--timeout",
+            "60",
+            "--error-logfile",
+            str(self.log_path),
+            "--log-level",
+            "warning",
         ]
         log(f"web: {' '.join(cmd[1:])}")
         self.log_fh = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            cmd, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=self.log_fh, stderr=self.log_fh,
+            cmd,
+            cwd=REPO,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_fh,
+            stderr=self.log_fh,
             start_new_session=True,  # a Ctrl-C goes to this script, which stops gunicorn itself
         )
         deadline = time.monotonic() + 60
@@ -332,6 +376,7 @@ class Site:
 
 
 # -- measuring ------------------------------------------------------------------------------------------
+
 
 def pick_loadgen(choice: str) -> str:
     if choice != "auto":
@@ -416,9 +461,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     problems.append(f"run {i + 1}, {mode}: {problem}")
                 log(f"web: run {i + 1}/{args.runs}, hooks {mode}: {args.warmup:g} s warm-up + {args.duration:g} s ...")
                 r = one_run(site, args, tool)
-                log(f"  {r['rps']:.0f} req/s, median latency {r['latency_ms']['median'] or 0:.1f} ms, "
+                log(
+                    f"  {r['rps']:.0f} req/s, median latency {r['latency_ms']['median'] or 0:.1f} ms, "
                     f"server CPU {r['server_cpu_pct']:.0f}%, load generator CPU {r['client_cpu_pct']:.0f}%, "
-                    f"non-2xx {r['non_2xx']}, errors {r['errors']}")
+                    f"non-2xx {r['non_2xx']}, errors {r['errors']}"
+                )
                 runs[mode].append(r)
                 problem = check_page(site, mode == "on")
                 if problem:
@@ -445,8 +492,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     ratio = on["median_rps"] / off["median_rps"] if off["median_rps"] else None
     notes = []
     if on["non_2xx"] or on["errors"] or off["non_2xx"] or off["errors"]:
-        notes.append(f"failed requests: hooks on {on['non_2xx']} non-2xx + {on['errors']} errors, "
-                     f"hooks off {off['non_2xx']} + {off['errors']}")
+        notes.append(
+            f"failed requests: hooks on {on['non_2xx']} non-2xx + {on['errors']} errors, "
+            f"hooks off {off['non_2xx']} + {off['errors']}"
+        )
     notes.extend(problems)
     if warnings:
         notes.append(f"{len(warnings)} warning/error lines in the gunicorn log, e.g. {warnings[0][:300]}")
@@ -488,7 +537,8 @@ def report(data: dict[str, Any]) -> None:
     ratio = data["ratio"]
     print(
         f"hooks on / hooks off: {ratio:.2f}x (goal {data['goal']}: {'met' if data['met'] else 'NOT met'})"
-        if ratio is not None else "hooks on / hooks off: -"
+        if ratio is not None
+        else "hooks on / hooks off: -"
     )
     print("(CPU in % of one core; server = gunicorn master + workers + their sandboxes)")
     if data["note"]:

@@ -4,6 +4,7 @@ Schemas that sites reuse when they declare their own hooks are public here:
 :data:`REQUEST_INFO` (what :func:`plugins_app.views.filter_value` passes to a filter after
 the value) and :data:`SIGNAL_META` (the ``meta`` argument of hooks bound to signals).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,10 @@ SIGNAL_META: dict[str, Any] = {
         "model": {"type": "string", "description": "the model's label, for model signals"},
         "created": {"type": "boolean", "description": "post_save only"},
         "sender": {"type": ["string", "null"], "description": "other signals: the sender's name"},
-        "deliveryId": {"type": "string", "description": "after-commit and background deliveries: the same on every attempt"},
+        "deliveryId": {
+            "type": "string",
+            "description": "after-commit and background deliveries: the same on every attempt",
+        },
         "attempt": {"type": "integer", "description": "after-commit and background deliveries: 1, 2, ..."},
     },
     "required": ["signal"],

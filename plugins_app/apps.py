@@ -7,12 +7,14 @@ class PluginsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
-        from . import checks_sandbox  # noqa: F401  (registers W030/W031, the sandbox's OS layers)
-        from . import checks_calls  # noqa: F401  (registers E040/E041, W040/W041: execution log and metrics)
-        from . import checks_catalogue  # noqa: F401  (registers E060-E062, W060/W061: the hook catalogue)
-        from . import app_hooks  # noqa: F401  (declares the app's own hooks, e.g. onRequest)
-        from . import dispatch
+        from . import (
+            app_hooks,  # noqa: F401  (declares the app's own hooks, e.g. onRequest)
+            checks,  # noqa: F401  (registers system checks)
+            checks_calls,  # noqa: F401  (registers E040/E041, W040/W041: execution log and metrics)
+            checks_catalogue,  # noqa: F401  (registers E060-E062, W060/W061: the hook catalogue)
+            checks_sandbox,  # noqa: F401  (registers W030/W031, the sandbox's OS layers)
+            dispatch,
+        )
         from .exposure import autodiscover
 
         autodiscover()

@@ -15,6 +15,7 @@ Without either, the action runs inline in this process after the commit. The wor
 side is the task ``plugins_app.run_action`` in :mod:`plugins_app.tasks`: workers must
 import it (``app.autodiscover_tasks()`` does).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,9 @@ class PluginRun:
         return data
 
 
-def execute_action(hook: str, args: list[Any] | tuple[Any, ...], *, only: list[str] | None = None, attempt: int = 1) -> list[PluginRun]:
+def execute_action(
+    hook: str, args: list[Any] | tuple[Any, ...], *, only: list[str] | None = None, attempt: int = 1
+) -> list[PluginRun]:
     """Run ``hook`` of every enabled plugin that defines it (or of those in ``only``),
     in priority order, recording for each the version that ran and the outcome.
 
@@ -84,18 +87,33 @@ def execute_action(hook: str, args: list[Any] | tuple[Any, ...], *, only: list[s
             # also keeps the task's result serializable (no lone surrogates).
             error = log_safe(f"{type(exc).__name__}: {exc}", hooks.LOGGED_CHARS)
             run = PluginRun(
-                row.slug, row.version, False, error, attempt,
-                round((time.perf_counter() - started) * 1000.0, 1), isinstance(exc, RETRYABLE),
+                row.slug,
+                row.version,
+                False,
+                error,
+                attempt,
+                round((time.perf_counter() - started) * 1000.0, 1),
+                isinstance(exc, RETRYABLE),
             )
             logger.warning(
                 "background action %r: plugin %r version %s failed (attempt %d): %s",
-                hook, row.slug, row.version, attempt, run.error, extra=plugin_extra(row.slug),
+                hook,
+                row.slug,
+                row.version,
+                attempt,
+                run.error,
+                extra=plugin_extra(row.slug),
             )
         else:
             run = PluginRun(row.slug, result.version, True, None, attempt, round(result.duration_ms, 1))
             logger.info(
                 "background action %r: plugin %r version %s ok in %.1f ms (attempt %d)",
-                hook, row.slug, result.version, result.duration_ms, attempt, extra=plugin_extra(row.slug),
+                hook,
+                row.slug,
+                result.version,
+                result.duration_ms,
+                attempt,
+                extra=plugin_extra(row.slug),
             )
         runs.append(run)
     return runs
@@ -108,7 +126,9 @@ def retry_countdown(retries: int) -> float:
     return min(float(conf.get("BACKGROUND_RETRY_BACKOFF_MAX")), base * (2**retries))
 
 
-def run_task(task: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None) -> list[dict[str, Any]]:
+def run_task(
+    task: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None
+) -> list[dict[str, Any]]:
     """The body of the Celery task ``plugins_app.run_action`` (``task`` is the bound task).
 
     Plugins that failed with a retryable error (timeout, crash, busy sandbox) are retried
@@ -124,7 +144,11 @@ def run_task(task: Any, hook: str, args: list[Any], only: list[str] | None = Non
         countdown = retry_countdown(retries)
         logger.info(
             "background action %r: retrying %s in %.1f s (retry %d of %d)",
-            hook, ", ".join(repr(r.slug) for r in again), countdown, retries + 1, max_retries,
+            hook,
+            ", ".join(repr(r.slug) for r in again),
+            countdown,
+            retries + 1,
+            max_retries,
         )
         raise task.retry(
             args=[hook, args],
@@ -135,7 +159,9 @@ def run_task(task: Any, hook: str, args: list[Any], only: list[str] | None = Non
     if again:
         logger.error(
             "background action %r: %s still failing after %d attempts",
-            hook, ", ".join(repr(r.slug) for r in again), retries + 1,
+            hook,
+            ", ".join(repr(r.slug) for r in again),
+            retries + 1,
         )
     return done + [r.as_dict() for r in again]
 

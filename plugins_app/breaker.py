@@ -7,6 +7,7 @@ Every write here is a ``Plugin`` ``QuerySet.update()``, which invalidates the di
 cache in the same transaction (:mod:`plugins_app.dispatch`): the next call in this
 context, and every process's next scope, see the new count and pause.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,9 +39,7 @@ def record_failure(row: DispatchRow, exc: PluginError) -> None:
         paused_at=timezone.now(), paused_reason=reason
     )
     if paused:
-        logger.warning(
-            "plugin %r paused by the circuit breaker: %s", row.slug, reason, extra=plugin_extra(row.slug)
-        )
+        logger.warning("plugin %r paused by the circuit breaker: %s", row.slug, reason, extra=plugin_extra(row.slug))
 
 
 def record_success(row: DispatchRow) -> None:

@@ -20,6 +20,7 @@ Callers say who they are with :func:`caller` (``with calllog.caller("template"):
 call made outside any such block is recorded as ``"python"``. Calls from the admin console
 (``"console"``) are logged but not counted in the aggregates (they are not site traffic).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -52,7 +53,15 @@ if TYPE_CHECKING:
     from .models import DispatchRow
 
 __all__ = [
-    "CALLER_KINDS", "caller", "clear", "current_caller", "flush", "prune_calls", "record", "shutdown", "stats",
+    "CALLER_KINDS",
+    "caller",
+    "clear",
+    "current_caller",
+    "flush",
+    "prune_calls",
+    "record",
+    "shutdown",
+    "stats",
 ]
 
 logger = logging.getLogger("plugins_app.calllog")
@@ -221,7 +230,8 @@ def record(
         kind = _caller.get()
         entry = (
             _entry(row, hook, kind, now, duration_ms, outcome, exc, context, args_json, result_json, settings.max_data)
-            if keep else None
+            if keep
+            else None
         )
         bounds = settings.bounds
         index = _bucket(bounds, duration_ms)
@@ -259,8 +269,17 @@ def record(
 
 
 def _entry(
-    row: DispatchRow, hook: str, kind: str, now: float, duration_ms: float, outcome: str, exc: BaseException | None,
-    context: HostContext | None, args_json: str | None, result_json: str | None, limit: int,
+    row: DispatchRow,
+    hook: str,
+    kind: str,
+    now: float,
+    duration_ms: float,
+    outcome: str,
+    exc: BaseException | None,
+    context: HostContext | None,
+    args_json: str | None,
+    result_json: str | None,
+    limit: int,
 ) -> tuple[Any, ...]:
     """What the writer needs to build a ``CallRecord``: plain values, each already cut to
     about ``limit`` (a queued record never holds a megabyte result), and no exception (its
@@ -268,18 +287,43 @@ def _entry(
     error = None
     if exc is not None:
         if isinstance(exc, PluginScriptError):
-            error = (type(exc).__name__, str(exc)[:ERROR_CHARS], exc.name, (exc.js_message or "")[:ERROR_CHARS],
-                     (exc.stack or "")[:STACK_CHARS], exc.line, exc.column)
+            error = (
+                type(exc).__name__,
+                str(exc)[:ERROR_CHARS],
+                exc.name,
+                (exc.js_message or "")[:ERROR_CHARS],
+                (exc.stack or "")[:STACK_CHARS],
+                exc.line,
+                exc.column,
+            )
         else:
             error = (type(exc).__name__, str(exc)[:ERROR_CHARS], None, None, None, None, None)
     if context is not None:
         logs, cut = _first_lines(context.logs, limit)
-        host = (logs, context.dropped_logs + cut, context.host_calls, context.rows_read, context.rows_written,
-                context.result_bytes)
+        host = (
+            logs,
+            context.dropped_logs + cut,
+            context.host_calls,
+            context.rows_read,
+            context.rows_written,
+            context.result_bytes,
+        )
     else:
         host = ((), 0, 0, 0, 0, 0)
-    return (row.pk, row.slug, row.version, hook, kind, now, duration_ms, outcome, error, host,
-            _prefix(args_json, limit), _prefix(result_json if exc is None else None, limit))
+    return (
+        row.pk,
+        row.slug,
+        row.version,
+        hook,
+        kind,
+        now,
+        duration_ms,
+        outcome,
+        error,
+        host,
+        _prefix(args_json, limit),
+        _prefix(result_json if exc is None else None, limit),
+    )
 
 
 def _prefix(text: str | None, limit: int) -> tuple[str, int, bool] | None:
@@ -423,7 +467,9 @@ class _Writer:
                     del pending[key]
             self._warning(
                 "could not write the call aggregates of %d plugin-minutes (kept, retried): %s: %s",
-                len(pending), type(exc).__name__, exc,
+                len(pending),
+                type(exc).__name__,
+                exc,
             )
             return False
         self.pending_minutes = {}
@@ -459,7 +505,9 @@ class _Writer:
             logger.debug(message, *args)
 
 
-def merge_aggregate(into: dict[tuple[int, str, int], list[Any]], key: tuple[int, str, int], aggregate: list[Any]) -> None:
+def merge_aggregate(
+    into: dict[tuple[int, str, int], list[Any]], key: tuple[int, str, int], aggregate: list[Any]
+) -> None:
     """Add ``aggregate`` to ``into[key]``."""
     have = into.get(key)
     if have is None:

@@ -52,6 +52,7 @@ Whether calling an undeclared hook is allowed is the setting
 ``PLUGINS_APP["UNDECLARED_HOOKS"]`` (``"warn"``, ``"error"`` or ``"ignore"``; see
 :func:`check_called` and docs/hooks.md). System checks are in ``checks_catalogue.py``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -73,8 +74,17 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 __all__ = [
-    "KINDS", "HookDeclarationError", "HookSpec", "UndeclaredHook", "check_called", "declare_hook", "declaring",
-    "get", "hooks", "is_js_identifier", "save_warnings",
+    "KINDS",
+    "HookDeclarationError",
+    "HookSpec",
+    "UndeclaredHook",
+    "check_called",
+    "declare_hook",
+    "declaring",
+    "get",
+    "hooks",
+    "is_js_identifier",
+    "save_warnings",
 ]
 
 logger = logging.getLogger("plugins_app.catalogue")
@@ -174,7 +184,7 @@ def _normalize_args(name: str, args: Any) -> tuple[tuple[str, Any], ...]:
         what = f"hook {name!r}, argument {index}"
         if not is_js_identifier(param, reserved_ok=False):
             raise HookDeclarationError(
-                f"{what}: parameter name {param!r} is not a JavaScript identifier (a schema's \"title\" names it)"
+                f'{what}: parameter name {param!r} is not a JavaScript identifier (a schema\'s "title" names it)'
             )
         if any(param == seen for seen, _ in result):
             raise HookDeclarationError(f"{what}: parameter name {param!r} is used twice")
@@ -265,8 +275,9 @@ def declaring(*specs: HookSpec | Mapping[str, Any]) -> Iterator[Mapping[str, Hoo
             with _lock:
                 _catalogue = MappingProxyType({k: v for k, v in _catalogue.items() if k != name})
             if isinstance(spec, HookSpec):
-                declare_hook(spec.name, kind=spec.kind, args=dict(spec.args), returns=spec.returns,
-                             description=spec.description)
+                declare_hook(
+                    spec.name, kind=spec.kind, args=dict(spec.args), returns=spec.returns, description=spec.description
+                )
             else:
                 declare_hook(**spec)
         yield _catalogue
@@ -277,6 +288,7 @@ def declaring(*specs: HookSpec | Mapping[str, Any]) -> Iterator[Mapping[str, Hoo
 
 
 # -- calls of undeclared hooks (hooks.do_action / apply_filters) ----------------------------
+
 
 class UndeclaredHook(Exception):  # noqa: N818 - named for what it reports, like HookNotFound
     """Raised by :func:`plugins_app.hooks.do_action` / ``apply_filters`` for a hook nobody
@@ -320,16 +332,19 @@ def _undeclared(hook: str) -> None:
     if mode != "ignore":
         logger.warning(
             "hook %r is called but not declared: declare it with plugins_app.catalogue.declare_hook() "
-            "(warned once per process; see PLUGINS_APP['UNDECLARED_HOOKS'])", hook,
+            "(warned once per process; see PLUGINS_APP['UNDECLARED_HOOKS'])",
+            hook,
         )
         if len(_warned) == MAX_WARNED_HOOKS:
             logger.warning(
                 "%d undeclared hook names seen in this process: no more are logged (hook names built "
-                "from request data?)", MAX_WARNED_HOOKS,
+                "from request data?)",
+                MAX_WARNED_HOOKS,
             )
 
 
 # -- warnings when a plugin is saved -------------------------------------------------------
+
 
 def save_warnings(defined: Iterable[str], arity: Mapping[str, Any] | None = None) -> list[str]:
     """Warnings for a plugin that defines hooks ``defined`` (not errors: a plugin may define
@@ -350,7 +365,9 @@ def save_warnings(defined: Iterable[str], arity: Mapping[str, Any] | None = None
         if spec is None:
             close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
             if close:
-                warnings.append(f"Hook {name!r} is not declared by this site, so nothing calls it: did you mean {close[0]!r}?")
+                warnings.append(
+                    f"Hook {name!r} is not declared by this site, so nothing calls it: did you mean {close[0]!r}?"
+                )
             else:
                 unknown.append(name)
             continue

@@ -1,4 +1,5 @@
 """System checks for plugins_app settings (ids plugins_app.E001...)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,12 +11,30 @@ from . import conf
 from .sandbox import jsondata
 
 _POSITIVE_INTS = [
-    "DEFAULT_MEMORY_MB", "MAX_MEMORY_MB", "MIN_MEMORY_MB", "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS",
-    "MIN_TIMEOUT_MS", "MAX_SOURCE_BYTES", "MAX_CONFIG_BYTES", "MAX_ARGS_BYTES", "MAX_RESULT_BYTES",
-    "MAX_LOG_LINES", "MAX_LOG_LINE_CHARS", "POOL_SIZE",
-    "WORKER_DATA_LIMIT_MB", "WORKER_RSS_LIMIT_MB", "DEFAULT_MAX_HOST_CALLS", "DEFAULT_MAX_ROWS_READ",
-    "DEFAULT_MAX_ROWS_WRITTEN", "DEFAULT_MAX_HOST_RESULT_BYTES", "STORAGE_MAX_KEY_CHARS",
-    "STORAGE_MAX_VALUE_BYTES", "STORAGE_MAX_TOTAL_BYTES", "HTTP_MAX_BODY_BYTES", "HTTP_MAX_RESPONSE_BYTES",
+    "DEFAULT_MEMORY_MB",
+    "MAX_MEMORY_MB",
+    "MIN_MEMORY_MB",
+    "DEFAULT_TIMEOUT_MS",
+    "MAX_TIMEOUT_MS",
+    "MIN_TIMEOUT_MS",
+    "MAX_SOURCE_BYTES",
+    "MAX_CONFIG_BYTES",
+    "MAX_ARGS_BYTES",
+    "MAX_RESULT_BYTES",
+    "MAX_LOG_LINES",
+    "MAX_LOG_LINE_CHARS",
+    "POOL_SIZE",
+    "WORKER_DATA_LIMIT_MB",
+    "WORKER_RSS_LIMIT_MB",
+    "DEFAULT_MAX_HOST_CALLS",
+    "DEFAULT_MAX_ROWS_READ",
+    "DEFAULT_MAX_ROWS_WRITTEN",
+    "DEFAULT_MAX_HOST_RESULT_BYTES",
+    "STORAGE_MAX_KEY_CHARS",
+    "STORAGE_MAX_VALUE_BYTES",
+    "STORAGE_MAX_TOTAL_BYTES",
+    "HTTP_MAX_BODY_BYTES",
+    "HTTP_MAX_RESPONSE_BYTES",
 ]
 _STRING_LISTS = ["HTTP_ALLOWED_REQUEST_HEADERS", "HTTP_ALLOWED_RESPONSE_HEADERS"]
 
@@ -52,9 +71,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     if errors:
         return errors
     if not conf.get("MIN_MEMORY_MB") <= conf.get("DEFAULT_MEMORY_MB") <= conf.get("MAX_MEMORY_MB"):
-        errors.append(checks.Error("DEFAULT_MEMORY_MB must lie between MIN_MEMORY_MB and MAX_MEMORY_MB.", id="plugins_app.E004"))
+        errors.append(
+            checks.Error("DEFAULT_MEMORY_MB must lie between MIN_MEMORY_MB and MAX_MEMORY_MB.", id="plugins_app.E004")
+        )
     if not conf.get("MIN_TIMEOUT_MS") <= conf.get("DEFAULT_TIMEOUT_MS") <= conf.get("MAX_TIMEOUT_MS"):
-        errors.append(checks.Error("DEFAULT_TIMEOUT_MS must lie between MIN_TIMEOUT_MS and MAX_TIMEOUT_MS.", id="plugins_app.E005"))
+        errors.append(
+            checks.Error(
+                "DEFAULT_TIMEOUT_MS must lie between MIN_TIMEOUT_MS and MAX_TIMEOUT_MS.", id="plugins_app.E005"
+            )
+        )
     depth = conf.get("MAX_DATA_DEPTH")
     if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= jsondata.MAX_SUPPORTED_DEPTH:
         errors.append(
@@ -67,7 +92,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     warm = conf.get("WARM_RUNTIMES_PER_WORKER")
     if warm is not None and (not isinstance(warm, int) or isinstance(warm, bool) or warm <= 0):
         errors.append(
-            checks.Error("PLUGINS_APP['WARM_RUNTIMES_PER_WORKER'] must be a positive integer or None.", id="plugins_app.E003")
+            checks.Error(
+                "PLUGINS_APP['WARM_RUNTIMES_PER_WORKER'] must be a positive integer or None.", id="plugins_app.E003"
+            )
         )
     elif not any(e.id == "plugins_app.E003" for e in errors):
         errors.extend(_check_capacity(warm))
@@ -206,8 +233,11 @@ def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
             checks.Error("PLUGINS_APP['DELIVERY_MAX_ATTEMPTS'] must be an integer >= 1.", id="plugins_app.E026")
         )
     for key in (
-        "DELIVERY_RETRY_BACKOFF", "DELIVERY_RETRY_BACKOFF_MAX", "DELIVERY_WAIT_SECONDS",
-        "DELIVERY_RETENTION_DAYS", "DELIVERY_FAILED_RETENTION_DAYS",
+        "DELIVERY_RETRY_BACKOFF",
+        "DELIVERY_RETRY_BACKOFF_MAX",
+        "DELIVERY_WAIT_SECONDS",
+        "DELIVERY_RETENTION_DAYS",
+        "DELIVERY_FAILED_RETENTION_DAYS",
     ):
         value = conf.get(key)
         if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
@@ -217,9 +247,15 @@ def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
         if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
             messages.append(checks.Error(f"PLUGINS_APP[{key!r}] must be a number > 0.", id="plugins_app.E026"))
     lease = conf.get("DELIVERY_LEASE_SECONDS")
-    longest = conf.get("MAX_TIMEOUT_MS") / 1000 + conf.get("SUPERVISOR_GRACE_MS") / 1000 + conf.get("CHECKOUT_TIMEOUT_SECONDS")
+    longest = (
+        conf.get("MAX_TIMEOUT_MS") / 1000
+        + conf.get("SUPERVISOR_GRACE_MS") / 1000
+        + conf.get("CHECKOUT_TIMEOUT_SECONDS")
+    )
     if not isinstance(lease, int | float) or isinstance(lease, bool) or not lease > 0:
-        messages.append(checks.Error("PLUGINS_APP['DELIVERY_LEASE_SECONDS'] must be a number > 0.", id="plugins_app.E026"))
+        messages.append(
+            checks.Error("PLUGINS_APP['DELIVERY_LEASE_SECONDS'] must be a number > 0.", id="plugins_app.E026")
+        )
     elif lease <= longest:
         messages.append(
             checks.Warning(
@@ -256,9 +292,7 @@ def check_background(app_configs: Any = None, **kwargs: Any) -> list[checks.Chec
         return messages
     if not isinstance(path, str):
         messages.append(
-            checks.Error(
-                "PLUGINS_APP['CELERY_APP'] must be a dotted path, None or False.", id="plugins_app.E025"
-            )
+            checks.Error("PLUGINS_APP['CELERY_APP'] must be a dotted path, None or False.", id="plugins_app.E025")
         )
         return messages
     try:

@@ -1,5 +1,6 @@
 """System checks of the execution log and health metrics settings (ids plugins_app.E040,
 plugins_app.E041, plugins_app.W040, plugins_app.W041)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,7 +31,9 @@ def check_call_log(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
     rate = conf.get("CALL_LOG_SAMPLE_RATE")
     if not _is_number(rate) or not 0 <= rate <= 1:
-        error("PLUGINS_APP['CALL_LOG_SAMPLE_RATE'] must be a number from 0 to 1.", "e.g. 0.1 records one success in ten.")
+        error(
+            "PLUGINS_APP['CALL_LOG_SAMPLE_RATE'] must be a number from 0 to 1.", "e.g. 0.1 records one success in ten."
+        )
     for key in _POSITIVE_INTS:
         value = conf.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -43,8 +46,10 @@ def check_call_log(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         if not isinstance(conf.get(key), bool):
             error(f"PLUGINS_APP[{key!r}] must be True or False.")
     keys = conf.get("CALL_LOG_REDACT_KEYS")
-    if isinstance(keys, str) or not isinstance(keys, list | tuple | set | frozenset) or not all(
-        isinstance(k, str) for k in keys
+    if (
+        isinstance(keys, str)
+        or not isinstance(keys, list | tuple | set | frozenset)
+        or not all(isinstance(k, str) for k in keys)
     ):
         error(
             "PLUGINS_APP['CALL_LOG_REDACT_KEYS'] must be a list of object keys.",

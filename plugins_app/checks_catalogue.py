@@ -4,6 +4,7 @@
 invalid JSON Schema, conflicting re-declaration); these checks cover what it accepts but
 a site should fix, and how the catalogue fits the rest of the configuration.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,18 +26,22 @@ def check_catalogue(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     errors: list[checks.CheckMessage] = []
     mode = conf.get("UNDECLARED_HOOKS")
     if mode not in UNDECLARED_MODES:
-        errors.append(checks.Error(
-            f"PLUGINS_APP['UNDECLARED_HOOKS'] must be one of {', '.join(map(repr, UNDECLARED_MODES))}, not {mode!r}.",
-            id="plugins_app.E060",
-        ))
+        errors.append(
+            checks.Error(
+                f"PLUGINS_APP['UNDECLARED_HOOKS'] must be one of {', '.join(map(repr, UNDECLARED_MODES))}, not {mode!r}.",
+                id="plugins_app.E060",
+            )
+        )
     for spec in catalogue.hooks().values():
         if not catalogue.is_js_identifier(spec.name):
-            errors.append(checks.Warning(
-                f"Declared hook {spec.name!r} is not a JavaScript identifier.",
-                hint="Plugins must quote it ({ \"my-hook\"() {...} }); prefer a name like myHook.",
-                obj=spec.declared_by or None,
-                id="plugins_app.W060",
-            ))
+            errors.append(
+                checks.Warning(
+                    f"Declared hook {spec.name!r} is not a JavaScript identifier.",
+                    hint='Plugins must quote it ({ "my-hook"() {...} }); prefer a name like myHook.',
+                    obj=spec.declared_by or None,
+                    id="plugins_app.W060",
+                )
+            )
         errors.extend(_check_references(spec))
     errors.extend(_check_bindings())
     return errors
@@ -63,13 +68,15 @@ def _check_references(spec: catalogue.HookSpec) -> list[checks.CheckMessage]:
             try:
                 resolver.lookup(ref)
             except referencing.exceptions.Unresolvable as exc:
-                errors.append(checks.Error(
-                    f"Hook {spec.name!r}, {what}: the reference {ref!r} does not resolve ({type(exc).__name__}).",
-                    hint="Only references inside the schema itself (\"#/$defs/...\") can be resolved: hook "
-                    "schemas cannot fetch others.",
-                    obj=spec.declared_by or None,
-                    id="plugins_app.E061",
-                ))
+                errors.append(
+                    checks.Error(
+                        f"Hook {spec.name!r}, {what}: the reference {ref!r} does not resolve ({type(exc).__name__}).",
+                        hint='Only references inside the schema itself ("#/$defs/...") can be resolved: hook '
+                        "schemas cannot fetch others.",
+                        obj=spec.declared_by or None,
+                        id="plugins_app.E061",
+                    )
+                )
     return errors
 
 
@@ -97,16 +104,20 @@ def _check_bindings() -> list[checks.CheckMessage]:
         expected = "filter" if binding.mode == signals.FILTER else "action"
         spec = catalogue.get(binding.hook)
         if spec is None:
-            errors.append(checks.Warning(
-                f"The signal binding of {binding.signal_name} calls hook {binding.hook!r}, which is not declared.",
-                hint=f"Declare it: plugins_app.catalogue.declare_hook({binding.hook!r}, kind={expected!r}, ...).",
-                id="plugins_app.W061",
-            ))
+            errors.append(
+                checks.Warning(
+                    f"The signal binding of {binding.signal_name} calls hook {binding.hook!r}, which is not declared.",
+                    hint=f"Declare it: plugins_app.catalogue.declare_hook({binding.hook!r}, kind={expected!r}, ...).",
+                    id="plugins_app.W061",
+                )
+            )
         elif spec.kind != expected:
-            errors.append(checks.Error(
-                f"The signal binding of {binding.signal_name} calls hook {binding.hook!r} as {'a' if expected == 'filter' else 'an'} "
-                f"{expected}, but it is declared as kind {spec.kind!r}.",
-                obj=spec.declared_by or None,
-                id="plugins_app.E062",
-            ))
+            errors.append(
+                checks.Error(
+                    f"The signal binding of {binding.signal_name} calls hook {binding.hook!r} as {'a' if expected == 'filter' else 'an'} "
+                    f"{expected}, but it is declared as kind {spec.kind!r}.",
+                    obj=spec.declared_by or None,
+                    id="plugins_app.E062",
+                )
+            )
     return errors

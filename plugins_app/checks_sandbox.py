@@ -6,6 +6,7 @@ layers the settings ask for can be applied, so that a missing one is said out lo
 start-up instead of being found in a sandbox's report. (The sandbox's capacity is E006,
 in checks.py.)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -66,4 +67,3 @@ def check_os_layers(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             )
         )
     return messages
-

@@ -3,6 +3,7 @@
 Every key is optional. Values are read on first use and re-read after
 ``override_settings`` (the cache is cleared on ``setting_changed``).
 """
+
 from __future__ import annotations
 
 from functools import cache
@@ -77,12 +78,23 @@ DEFAULTS: dict[str, Any] = {
     # Request headers a plugin may see (lower case). Cookie, Authorization and
     # Proxy-Authorization never reach a plugin, whatever is listed here.
     "HTTP_ALLOWED_REQUEST_HEADERS": (
-        "accept", "accept-language", "content-type", "user-agent", "if-none-match", "if-modified-since",
+        "accept",
+        "accept-language",
+        "content-type",
+        "user-agent",
+        "if-none-match",
+        "if-modified-since",
     ),
     # Response headers a plugin may set (lower case). Set-Cookie, security and framing
     # headers are always dropped; Location is kept only as a relative URL.
     "HTTP_ALLOWED_RESPONSE_HEADERS": (
-        "content-type", "cache-control", "etag", "last-modified", "expires", "content-language", "location",
+        "content-type",
+        "cache-control",
+        "etag",
+        "last-modified",
+        "expires",
+        "content-language",
+        "location",
     ),
     # Signal bindings (see plugins_app/signals.py and docs/hooks.md): a list of dicts
     # {"signal", "hook", "sender", "mode", "fail_closed"}.

@@ -27,6 +27,7 @@ What sets a console call apart from a site call:
   with the line and column of a script error, and not run. A draft runs with the saved
   plugin's limits, grants and storage.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -223,11 +224,19 @@ def run(
     if row is None or row.pk != plugin.pk:
         raise PluginNotFound(f"no plugin {plugin.slug!r} is installed", slug=plugin.slug)
     outcome = ConsoleRun(
-        slug=row.slug, hook=hook, args=list(args), dry_run=dry_run, draft=draft is not None,
-        version=row.version, fingerprint=row.fingerprint,
+        slug=row.slug,
+        hook=hook,
+        args=list(args),
+        dry_run=dry_run,
+        draft=draft is not None,
+        version=row.version,
+        fingerprint=row.fingerprint,
         limits={
-            "memory_mb": row.memory_limit_mb, "timeout_ms": row.timeout_ms, "host_calls": row.max_host_calls,
-            "rows_read": row.max_rows_read, "rows_written": row.max_rows_written,
+            "memory_mb": row.memory_limit_mb,
+            "timeout_ms": row.timeout_ms,
+            "host_calls": row.max_host_calls,
+            "rows_read": row.max_rows_read,
+            "rows_written": row.max_rows_written,
             "host_result_bytes": row.max_host_result_bytes,
         },
     )
@@ -247,11 +256,9 @@ def run(
         spec = _runtime_spec(row, saved["fingerprint"], saved["source"], saved["config"])
     context = hooks._host_context(row)
     started = time.perf_counter()
-    with calllog.caller("console"), (rolled_back(write_databases(plugin)) if dry_run else nullcontext()):
+    with calllog.caller("console"), rolled_back(write_databases(plugin)) if dry_run else nullcontext():
         try:
-            result = hooks._run_row(
-                row, hook, tuple(args), timeout, count_failures=False, context=context, spec=spec
-            )
+            result = hooks._run_row(row, hook, tuple(args), timeout, count_failures=False, context=context, spec=spec)
         except PluginError as exc:
             outcome.error = _error(exc, row.slug)
             outcome.duration_ms = (time.perf_counter() - started) * 1000.0

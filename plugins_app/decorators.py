@@ -9,6 +9,7 @@
 
 See ``docs/views-and-templates.md``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,7 +60,9 @@ def _split(context: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return shared, kept
 
 
-def _merge(hook: str, kept: dict[str, Any], filtered: Any, original: dict[str, Any], fail_closed: bool) -> dict[str, Any]:
+def _merge(
+    hook: str, kept: dict[str, Any], filtered: Any, original: dict[str, Any], fail_closed: bool
+) -> dict[str, Any]:
     if not isinstance(filtered, dict) or not all(type(k) is str for k in filtered):
         message = f"filter {hook!r} must return an object (the context), got {type(filtered).__name__}"
         if fail_closed:
@@ -74,7 +77,9 @@ def _should_filter(response: Any) -> bool:
     return isinstance(response, SimpleTemplateResponse) and not response.is_rendered
 
 
-def apply_filters_to_context(hook: str, *, fail_closed: bool = False, timeout: float | None = None) -> Callable[[View], View]:
+def apply_filters_to_context(
+    hook: str, *, fail_closed: bool = False, timeout: float | None = None
+) -> Callable[[View], View]:
     """Decorate a view returning a ``TemplateResponse`` so that, before it is rendered,
     its ``context_data`` goes through filter ``hook``.
 
@@ -103,7 +108,9 @@ def apply_filters_to_context(hook: str, *, fail_closed: bool = False, timeout: f
                     shared, kept = _split(original)
                     info = await arequest_info(request)
                     with calllog.caller("view"):
-                        filtered = await hooks.aapply_filters(hook, shared, info, fail_closed=fail_closed, timeout=timeout)
+                        filtered = await hooks.aapply_filters(
+                            hook, shared, info, fail_closed=fail_closed, timeout=timeout
+                        )
                     response.context_data = _merge(hook, kept, filtered, original, fail_closed)
                 return response
 

@@ -6,6 +6,7 @@ The outbox itself (recording, claiming, attempting, retrying, pruning) is
 :mod:`plugins_app.outbox`; nothing here attempts a delivery any other way than through
 :func:`plugins_app.outbox.deliver`, so every attempt is claimed atomically.
 """
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,16 @@ from . import outbox
 from .models import Delivery
 
 __all__ = [
-    "DrainLoop", "RetryReport", "Tally", "batches", "discard", "drain_pass", "readable_stack", "retry_all_failed",
-    "retry_now", "tally",
+    "DrainLoop",
+    "RetryReport",
+    "Tally",
+    "batches",
+    "discard",
+    "drain_pass",
+    "readable_stack",
+    "retry_all_failed",
+    "retry_now",
+    "tally",
 ]
 
 # Ids per UPDATE ... WHERE delivery_id IN (...): well under every database's parameter limit.
@@ -114,9 +123,9 @@ def retry_now(delivery_ids: Sequence[Any], *, attempt_inline: int = RETRY_NOW_IN
         report.reset += outbox.retry_failed(batch)
     now = timezone.now()
     for batch in batches(pending):
-        report.made_due += Delivery.objects.filter(
-            delivery_id__in=batch, state=Delivery.State.PENDING
-        ).update(next_attempt_at=now)
+        report.made_due += Delivery.objects.filter(delivery_id__in=batch, state=Delivery.State.PENDING).update(
+            next_attempt_at=now
+        )
     due = retryable + pending
     attempts, errors = [], 0
     for delivery_id in due[:attempt_inline]:

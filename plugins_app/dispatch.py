@@ -17,6 +17,7 @@ call inside it sees the same versions of every plugin and makes no query to find
 Outside any scope, every call validates on its own, so a change is seen at the next call.
 See docs/hooks.md, "Scopes and caching".
 """
+
 from __future__ import annotations
 
 import json
@@ -327,7 +328,9 @@ def _queries() -> dict[str, Any]:
     from .models import _DISPATCH_COLUMNS, Plugin, PluginGrant, PluginHook
 
     return {
-        "plugins": Plugin.objects.order_by("priority", "slug").values_list(*[c if c != "id" else "pk" for c in _DISPATCH_COLUMNS]),
+        "plugins": Plugin.objects.order_by("priority", "slug").values_list(
+            *[c if c != "id" else "pk" for c in _DISPATCH_COLUMNS]
+        ),
         "hooks": PluginHook.objects.values_list("plugin_id", "name"),
         "grants": PluginGrant.objects.values_list("plugin_id", "model", "read", "create", "update", "can_delete"),
     }

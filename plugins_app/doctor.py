@@ -4,6 +4,7 @@ OS layers a real sandbox process applied to itself, the sandbox pool and its lim
 :func:`report` is shared by ``manage.py plugins doctor`` (and, later, the admin);
 :func:`text_lines` renders it for a terminal.
 """
+
 from __future__ import annotations
 
 import platform
@@ -19,8 +20,14 @@ from .sandbox import oslayers
 # In the order a sandbox applies them.
 LAYERS = ("user", "no_new_privs", "landlock", "seccomp")
 LIMIT_SETTINGS = (
-    "WORKER_DATA_LIMIT_MB", "WORKER_RSS_LIMIT_MB", "DEFAULT_MEMORY_MB", "MAX_MEMORY_MB",
-    "DEFAULT_TIMEOUT_MS", "MAX_TIMEOUT_MS", "RUNTIME_IDLE_SECONDS", "CHECKOUT_TIMEOUT_SECONDS",
+    "WORKER_DATA_LIMIT_MB",
+    "WORKER_RSS_LIMIT_MB",
+    "DEFAULT_MEMORY_MB",
+    "MAX_MEMORY_MB",
+    "DEFAULT_TIMEOUT_MS",
+    "MAX_TIMEOUT_MS",
+    "RUNTIME_IDLE_SECONDS",
+    "CHECKOUT_TIMEOUT_SECONDS",
 )
 
 

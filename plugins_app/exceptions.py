@@ -1,4 +1,5 @@
 """The exception tree of plugins_app: everything raised for a plugin is a PluginError."""
+
 from __future__ import annotations
 
 

@@ -13,6 +13,7 @@ module of any installed app (discovered in ``AppConfig.ready``)::
 Operators then grant each plugin a subset (``PluginGrant``): a grant can narrow an
 exposure, never widen it. Secrets (passwords, tokens, keys) can never be exposed.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -32,8 +33,23 @@ if TYPE_CHECKING:
     from .models import PluginGrant
 
 DEFAULT_LOOKUPS = frozenset(
-    {"exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
-     "in", "gt", "gte", "lt", "lte", "isnull", "range"}
+    {
+        "exact",
+        "iexact",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "isnull",
+        "range",
+    }
 )
 # Field names that look like credentials are refused whatever the model: any
 # underscore-separated part in SECRET_PARTS, or one of SECRET_NAMES.
@@ -189,6 +205,8 @@ def validate_grant(grant: PluginGrant) -> None:
             continue
         extra = sorted(set(value) - allowed)
         if extra:
-            errors[attr] = f"Not exposed for this: {', '.join(extra)} (allowed: {', '.join(sorted(allowed)) or 'none'})."
+            errors[attr] = (
+                f"Not exposed for this: {', '.join(extra)} (allowed: {', '.join(sorted(allowed)) or 'none'})."
+            )
     if errors:
         raise ValidationError(errors)

@@ -1,4 +1,5 @@
 """Forms used by the admin."""
+
 from __future__ import annotations
 
 import json
@@ -140,7 +141,8 @@ def read_source_upload(upload: Any) -> str:
     size = getattr(upload, "size", None)
     if size is not None and size > limit:
         raise forms.ValidationError(
-            "The file is %(size)s bytes; the limit is %(limit)s bytes.", code="too_large",
+            "The file is %(size)s bytes; the limit is %(limit)s bytes.",
+            code="too_large",
             params={"size": size, "limit": limit},
         )
     data = upload.read(limit + 1)
@@ -153,7 +155,8 @@ def read_source_upload(upload: Any) -> str:
     except UnicodeDecodeError as exc:
         raise forms.ValidationError(
             "The file is not UTF-8 text (byte %(position)s is not valid UTF-8). Save it as UTF-8 and upload it again.",
-            code="encoding", params={"position": exc.start},
+            code="encoding",
+            params={"position": exc.start},
         ) from None
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
@@ -206,7 +209,9 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
     # Not model fields: the comment goes to the revision this save records
     # (plugins_app.revisions); the token detects saves made after the form was opened.
     change_comment = forms.CharField(
-        label="Change comment", required=False, max_length=1000,
+        label="Change comment",
+        required=False,
+        max_length=1000,
         widget=forms.TextInput(attrs={"size": 80, "class": "vTextField"}),
         help_text="Optional: why you are making this change. Kept with the revision this save records "
         "(when it changes the source, configuration, limits, serving HTTP or grants).",
@@ -224,8 +229,18 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
     class Meta:
         model = Plugin
         fields = (
-            "name", "slug", "description", "enabled", "priority", "http_enabled", "source",
-            "memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS, "config", "config_schema",
+            "name",
+            "slug",
+            "description",
+            "enabled",
+            "priority",
+            "http_enabled",
+            "source",
+            "memory_limit_mb",
+            "timeout_ms",
+            *HOST_LIMIT_FIELDS,
+            "config",
+            "config_schema",
         )
         field_classes = {"source": SourceField, "config": JSONObjectField, "config_schema": JSONSchemaField}
         widgets = {
@@ -252,7 +267,9 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
             if name in self.fields:
                 field = self.fields[name]
                 field.required = False
-                field.help_text = f"{field.help_text} Empty means the site default ({Plugin._meta.get_field(name).get_default()})."
+                field.help_text = (
+                    f"{field.help_text} Empty means the site default ({Plugin._meta.get_field(name).get_default()})."
+                )
         if "priority" in self.fields:
             field = self.fields["priority"]
             field.required = False

@@ -6,9 +6,9 @@
 
 Every failure is a :class:`~plugins_app.exceptions.PluginError` subclass.
 """
+
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -47,8 +47,18 @@ if TYPE_CHECKING:
     from .models import DispatchRow
 
 __all__ = [
-    "ActionResult", "CallResult", "aapply_filters", "acall", "ado_action", "apply_filters", "arun", "call",
-    "do_action", "encode_arguments", "run", "scope",
+    "ActionResult",
+    "CallResult",
+    "aapply_filters",
+    "acall",
+    "ado_action",
+    "apply_filters",
+    "arun",
+    "call",
+    "do_action",
+    "encode_arguments",
+    "run",
+    "scope",
 ]
 
 logger = logging.getLogger("plugins_app.hooks")
@@ -58,6 +68,7 @@ logger = logging.getLogger("plugins_app.hooks")
 PLUGIN_FAULTS = (PluginTimeout, PluginMemoryError, PluginCrashed, PluginScriptError, PluginResultError)
 # Longest error text (often the plugin's own message) written to the log per failure.
 LOGGED_CHARS = 2000
+
 
 @dataclass
 class CallResult:
@@ -223,8 +234,15 @@ def _revision_code(row: DispatchRow) -> tuple[str, Any, str] | None:
     from .models import Plugin, PluginRevision
 
     fields = (
-        "source", "config", "config_schema", "memory_limit_mb", "timeout_ms",
-        "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
+        "source",
+        "config",
+        "config_schema",
+        "memory_limit_mb",
+        "timeout_ms",
+        "max_host_calls",
+        "max_rows_read",
+        "max_rows_written",
+        "max_host_result_bytes",
     )
     revisions = PluginRevision.objects.filter(plugin_id=row.pk, plugin_version=row.version).order_by("-number")
     for values in revisions.values(*fields)[:3]:
@@ -294,7 +312,9 @@ def call(slug: str, hook: str, *args: Any, timeout: float | None = None) -> Any:
     return run(slug, hook, *args, timeout=timeout).value
 
 
-async def arun(slug: str, hook: str, *args: Any, timeout: float | None = None, require_enabled: bool = True) -> CallResult:
+async def arun(
+    slug: str, hook: str, *args: Any, timeout: float | None = None, require_enabled: bool = True
+) -> CallResult:
     """Async twin of :func:`run` for ASGI views.
 
     The call runs in a thread of the default executor (not Django's single
@@ -406,9 +426,15 @@ def _run_chain(
     with _nesting(rows[0].slug):
         steps = [
             pool.Invocation(
-                slug=row.slug, key=row.runtime_key, hook=hook, args_json="",
-                timeout=_effective_timeout(row.timeout_ms, timeout), memory_mb=row.memory_limit_mb,
-                spec_loader=_spec_loader(row), host=contexts[i].handle, nested=_depth.value > 1,
+                slug=row.slug,
+                key=row.runtime_key,
+                hook=hook,
+                args_json="",
+                timeout=_effective_timeout(row.timeout_ms, timeout),
+                memory_mb=row.memory_limit_mb,
+                spec_loader=_spec_loader(row),
+                host=contexts[i].handle,
+                nested=_depth.value > 1,
                 logs=partial(host_log.receive, contexts[i]),
             )
             for i, row in enumerate(rows)
@@ -429,7 +455,9 @@ def _run_chain(
                     break
                 ran += 1
                 row, context = rows[index], contexts[index]
-                step_args = ("[" + value_json + ("]" if rest_json == "[]" else "," + rest_json[1:])) if is_filter else args_json
+                step_args = (
+                    ("[" + value_json + ("]" if rest_json == "[]" else "," + rest_json[1:])) if is_filter else args_json
+                )
                 error = outcome.error
                 result = None
                 if error is None:
@@ -458,15 +486,25 @@ def _run_chain(
 
 def _log_failure(hook: str, slug: str, exc: PluginError, is_filter: bool) -> None:
     logger.warning(
-        "%s %r: plugin %r %s: %s: %s", "filter" if is_filter else "action", hook, slug,
-        "skipped" if is_filter else "failed", type(exc).__name__, log_safe(exc, LOGGED_CHARS),
+        "%s %r: plugin %r %s: %s: %s",
+        "filter" if is_filter else "action",
+        hook,
+        slug,
+        "skipped" if is_filter else "failed",
+        type(exc).__name__,
+        log_safe(exc, LOGGED_CHARS),
         extra=plugin_extra(slug),
     )
 
 
 def _run_one_by_one(
-    rows: tuple[DispatchRow, ...], hook: str, args: tuple[Any, ...], timeout: float | None,
-    value: Any, fail_closed: bool, is_filter: bool,
+    rows: tuple[DispatchRow, ...],
+    hook: str,
+    args: tuple[Any, ...],
+    timeout: float | None,
+    value: Any,
+    fail_closed: bool,
+    is_filter: bool,
 ) -> tuple[Any, list[ActionResult]]:
     """The plugins of a chain called one at a time (each reports its own argument error)."""
     results = []

@@ -8,6 +8,7 @@ A parser, not a pattern: an ``import(`` inside a string, a comment, a template o
 regular expression is not an import. What parsing cannot see, an ``import()`` built at
 run time (``eval``), the sandbox still refuses when it runs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -16,6 +16,7 @@ database at scrape time by a custom collector: every gunicorn worker answers wit
 same numbers, nothing is kept per process. Off unless ``METRICS_ENDPOINT_ENABLED``;
 needs a staff session with the view permission on plugins, or ``METRICS_TOKEN``.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -140,7 +141,9 @@ def _portable_upsert(model: Any, keys: tuple[str, ...], rows: list[dict[str, Any
         changes: dict[str, Any] = {c: F(c) + row[c] for c in ADDED}
         changes["duration_ms_max"] = Greatest(F("duration_ms_max"), Value(row["duration_ms_max"]))
         if row["last_called"] is not None:
-            changes["last_called"] = Greatest(Coalesce(F("last_called"), Value(row["last_called"])), Value(row["last_called"]))
+            changes["last_called"] = Greatest(
+                Coalesce(F("last_called"), Value(row["last_called"])), Value(row["last_called"])
+            )
         if manager.filter(**lookup).update(**changes):
             continue
         try:
@@ -259,7 +262,9 @@ def plugin_health(plugin_id: int, now: datetime | None = None) -> Health:
     this_minute = _floor_minute(now)
     day_start = this_minute - timedelta(minutes=24 * 60 - 1)
     hour_start = this_minute - timedelta(minutes=59)
-    rows = list(CallMinute.objects.filter(plugin_id=plugin_id, minute__gte=day_start, minute__lte=now).order_by("minute"))
+    rows = list(
+        CallMinute.objects.filter(plugin_id=plugin_id, minute__gte=day_start, minute__lte=now).order_by("minute")
+    )
     minutes = [Bucket(hour_start + timedelta(minutes=i), Summary()) for i in range(60)]
     this_hour = this_minute.replace(minute=0)
     hours = [Bucket(this_hour - timedelta(hours=23 - i), Summary()) for i in range(24)]
@@ -274,8 +279,12 @@ def plugin_health(plugin_id: int, now: datetime | None = None) -> Health:
             hours[index].summary.add(row)
     total = CallTotal.objects.filter(plugin_id=plugin_id).values_list("calls", "last_called").first()
     return Health(
-        hour=hour, day=day, minutes=minutes, hours=hours,
-        last_called=total[1] if total else None, total_calls=total[0] if total else 0,
+        hour=hour,
+        day=day,
+        minutes=minutes,
+        hours=hours,
+        last_called=total[1] if total else None,
+        total_calls=total[0] if total else 0,
     )
 
 
@@ -333,26 +342,36 @@ class PluginCollector:
 
         labels = ["plugin"]
         calls = CounterMetricFamily("plugins_app_calls", "Hook calls, every call counted.", labels=labels)
-        errors = CounterMetricFamily("plugins_app_call_errors", "Hook calls that failed (timeouts and memory errors included).", labels=labels)
-        timeouts = CounterMetricFamily("plugins_app_call_timeouts", "Hook calls stopped at the time limit.", labels=labels)
-        memory = CounterMetricFamily("plugins_app_call_memory_errors", "Hook calls stopped at the memory limit.", labels=labels)
+        errors = CounterMetricFamily(
+            "plugins_app_call_errors", "Hook calls that failed (timeouts and memory errors included).", labels=labels
+        )
+        timeouts = CounterMetricFamily(
+            "plugins_app_call_timeouts", "Hook calls stopped at the time limit.", labels=labels
+        )
+        memory = CounterMetricFamily(
+            "plugins_app_call_memory_errors", "Hook calls stopped at the memory limit.", labels=labels
+        )
         dropped = CounterMetricFamily(
-            "plugins_app_call_log_dropped", "Execution log records dropped because a process's queue was full.", labels=labels
+            "plugins_app_call_log_dropped",
+            "Execution log records dropped because a process's queue was full.",
+            labels=labels,
         )
-        duration = HistogramMetricFamily(
-            "plugins_app_call_duration_seconds", "Duration of hook calls.", labels=labels
-        )
+        duration = HistogramMetricFamily("plugins_app_call_duration_seconds", "Duration of hook calls.", labels=labels)
         last = GaugeMetricFamily(
             "plugins_app_last_call_timestamp_seconds", "When the plugin was last called (Unix time).", labels=labels
         )
         enabled = GaugeMetricFamily("plugins_app_plugin_enabled", "1 if the plugin is enabled.", labels=labels)
-        paused = GaugeMetricFamily("plugins_app_plugin_paused", "1 if the circuit breaker paused the plugin.", labels=labels)
+        paused = GaugeMetricFamily(
+            "plugins_app_plugin_paused", "1 if the circuit breaker paused the plugin.", labels=labels
+        )
         failures = GaugeMetricFamily(
             "plugins_app_plugin_consecutive_failures", "Failures in a row (the circuit breaker's count).", labels=labels
         )
         version = GaugeMetricFamily("plugins_app_plugin_version", "The plugin's current version.", labels=labels)
         totals = {t.plugin_id: t for t in CallTotal.objects.all()}
-        plugins = Plugin.objects.order_by("slug").values_list("pk", "slug", "enabled", "paused_at", "consecutive_failures", "version")
+        plugins = Plugin.objects.order_by("slug").values_list(
+            "pk", "slug", "enabled", "paused_at", "consecutive_failures", "version"
+        )
         for pk, slug, is_enabled, paused_at, consecutive, current in plugins:
             enabled.add_metric([slug], 1.0 if is_enabled else 0.0)
             paused.add_metric([slug], 1.0 if paused_at is not None else 0.0)
@@ -423,7 +442,9 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not (token or (token is None and _staff_ok(request))):
         user = getattr(request, "user", None)
         status = 403 if token is None and user is not None and user.is_authenticated else 401
-        response = HttpResponse("Forbidden\n" if status == 403 else "Unauthorized\n", status=status, content_type="text/plain")
+        response = HttpResponse(
+            "Forbidden\n" if status == 403 else "Unauthorized\n", status=status, content_type="text/plain"
+        )
         if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="plugins_app metrics"'
         return response

@@ -3,6 +3,7 @@
 Add ``"plugins_app.middleware.PluginScopeMiddleware"`` to ``MIDDLEWARE`` (first, so that
 hooks called by other middleware are inside it too).
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

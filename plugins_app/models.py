@@ -1,4 +1,5 @@
 """Database models: a Plugin is its source, its limits, its configuration and its version."""
+
 from __future__ import annotations
 
 import hashlib
@@ -75,9 +76,20 @@ class DispatchRow:
 
 
 _DISPATCH_COLUMNS = (
-    "id", "slug", "enabled", "hooks", "version", "fingerprint", "timeout_ms", "memory_limit_mb",
-    "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
-    "consecutive_failures", "paused_at",
+    "id",
+    "slug",
+    "enabled",
+    "hooks",
+    "version",
+    "fingerprint",
+    "timeout_ms",
+    "memory_limit_mb",
+    "max_host_calls",
+    "max_rows_read",
+    "max_rows_written",
+    "max_host_result_bytes",
+    "consecutive_failures",
+    "paused_at",
 )
 
 
@@ -97,17 +109,35 @@ def _dispatch_row(row: tuple[Any, ...]) -> DispatchRow:
 
 # Columns whose change is not an edit of the plugin: writing only these leaves its
 # ``edit_token`` (optimistic concurrency, plugins_app.revisions) as it is.
-NOT_EDITS = frozenset({
-    "consecutive_failures", "paused_at", "paused_reason", "updated_at", "updated_by", "updated_by_id", "edit_token",
-})
+NOT_EDITS = frozenset(
+    {
+        "consecutive_failures",
+        "paused_at",
+        "paused_reason",
+        "updated_at",
+        "updated_by",
+        "updated_by_id",
+        "edit_token",
+    }
+)
 
 
 # Plugin columns that no hook call reads: writing only these leaves the dispatch cache
 # (plugins_app.dispatch) valid. Any other write invalidates it.
-NOT_DISPATCHED = frozenset({
-    "name", "description", "paused_reason", "updated_at", "updated_by", "updated_by_id", "created_at", "created_by",
-    "created_by_id", "edit_token",
-})
+NOT_DISPATCHED = frozenset(
+    {
+        "name",
+        "description",
+        "paused_reason",
+        "updated_at",
+        "updated_by",
+        "updated_by_id",
+        "created_at",
+        "created_by",
+        "created_by_id",
+        "edit_token",
+    }
+)
 
 
 class DispatchQuerySet(models.QuerySet):
@@ -215,7 +245,9 @@ class Plugin(models.Model):
     slug = models.SlugField(_("slug"), max_length=64, unique=True, help_text=_("Stable, URL-safe identifier."))
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
-    source = models.TextField(_("source"), help_text=_("JavaScript defining <code>const plugin = { hook(...) { ... } }</code>."))
+    source = models.TextField(
+        _("source"), help_text=_("JavaScript defining <code>const plugin = { hook(...) { ... } }</code>.")
+    )
     enabled = models.BooleanField(_("enabled"), default=False, db_index=True)
     memory_limit_mb = models.PositiveIntegerField(
         _("memory limit (MiB)"), default=default_memory_mb, help_text=_("V8 heap and buffer limit per call.")
@@ -236,13 +268,19 @@ class Plugin(models.Model):
         help_text=_("Optional JSON Schema that <code>config</code> must satisfy (checked on save)."),
     )
     max_host_calls = models.PositiveIntegerField(
-        _("host calls per call"), default=default_max_host_calls, help_text=_("db/storage calls allowed per hook call (log is capped separately).")
+        _("host calls per call"),
+        default=default_max_host_calls,
+        help_text=_("db/storage calls allowed per hook call (log is capped separately)."),
     )
     max_rows_read = models.PositiveIntegerField(
-        _("rows read per call"), default=default_max_rows_read, help_text=_("Rows <code>db</code> may return per hook call.")
+        _("rows read per call"),
+        default=default_max_rows_read,
+        help_text=_("Rows <code>db</code> may return per hook call."),
     )
     max_rows_written = models.PositiveIntegerField(
-        _("rows written per call"), default=default_max_rows_written, help_text=_("Rows <code>db</code> may create, update or delete per hook call.")
+        _("rows written per call"),
+        default=default_max_rows_written,
+        help_text=_("Rows <code>db</code> may create, update or delete per hook call."),
     )
     max_host_result_bytes = models.PositiveIntegerField(
         _("host result bytes per call"),
@@ -251,11 +289,14 @@ class Plugin(models.Model):
     )
     hooks = models.JSONField(_("hooks"), default=list, editable=False, help_text=_("Discovered on save."))
     priority = models.IntegerField(
-        _("priority"), default=100, db_index=True,
+        _("priority"),
+        default=100,
+        db_index=True,
         help_text=_("Actions and filters run plugins in ascending priority, then by slug."),
     )
     http_enabled = models.BooleanField(
-        _("serves HTTP"), default=False,
+        _("serves HTTP"),
+        default=False,
         help_text=_(
             "Lets the plugin answer requests under <code>/plugins/&lt;slug&gt;/</code> with its <code>onRequest</code> hook."
         ),
@@ -266,7 +307,9 @@ class Plugin(models.Model):
     version = models.PositiveIntegerField(_("version"), default=0, editable=False)
     fingerprint = models.CharField(max_length=64, editable=False, blank=True)
     edit_token = models.UUIDField(
-        _("edit token"), default=uuid.uuid4, editable=False,
+        _("edit token"),
+        default=uuid.uuid4,
+        editable=False,
         help_text=_("Changes on every save: a form opened before another save is refused (plugins_app.revisions)."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -296,8 +339,15 @@ class Plugin(models.Model):
         """Hash of everything that changes what the sandbox runs."""
         payload = json.dumps(
             [
-                self.source, self.config, self.config_schema, self.memory_limit_mb, self.timeout_ms,
-                self.max_host_calls, self.max_rows_read, self.max_rows_written, self.max_host_result_bytes,
+                self.source,
+                self.config,
+                self.config_schema,
+                self.memory_limit_mb,
+                self.timeout_ms,
+                self.max_host_calls,
+                self.max_rows_read,
+                self.max_rows_written,
+                self.max_host_result_bytes,
             ],
             sort_keys=True,
             ensure_ascii=False,
@@ -544,7 +594,22 @@ class Delivery(models.Model):
 # Upper bounds (milliseconds) of the latency histogram buckets kept per plugin and minute
 # (CallMinute.h0 ... h15; h16 counts the slower calls). Changing them needs a migration.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
-    0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10_000,
+    30_000,
 )
 LATENCY_COLUMNS: tuple[str, ...] = tuple(f"h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1))
 
@@ -578,7 +643,9 @@ class CallRecord(models.Model):
     duration_ms = models.FloatField(_("duration (ms)"))
     outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome.choices)
     sampled = models.BooleanField(
-        _("sampled"), default=False, help_text=_("Recorded as part of the sample of successes (failures are all recorded).")
+        _("sampled"),
+        default=False,
+        help_text=_("Recorded as part of the sample of successes (failures are all recorded)."),
     )
     error_class = models.CharField(_("error class"), max_length=100, blank=True)
     error_message = models.TextField(_("error"), blank=True)
@@ -596,7 +663,9 @@ class CallRecord(models.Model):
     result = models.TextField(_("result"), blank=True, help_text=_("JSON; cut at CALL_LOG_MAX_DATA_BYTES."))
     result_bytes = models.PositiveIntegerField(_("result size (bytes)"), default=0)
     redacted = models.BooleanField(
-        _("arguments and result redacted"), default=False, help_text=_("CALL_LOG_REDACT_ARGS was on: neither was stored.")
+        _("arguments and result redacted"),
+        default=False,
+        help_text=_("CALL_LOG_REDACT_ARGS was on: neither was stored."),
     )
     host_calls = models.PositiveIntegerField(_("host calls"), default=0)
     rows_read = models.PositiveIntegerField(_("rows read"), default=0)
@@ -626,7 +695,9 @@ class _CallCounters(models.Model):
     """Counters shared by the per-minute aggregates and the running totals."""
 
     calls = models.PositiveBigIntegerField(_("calls"), default=0)
-    errors = models.PositiveBigIntegerField(_("errors"), default=0, help_text=_("Every failed call, timeouts included."))
+    errors = models.PositiveBigIntegerField(
+        _("errors"), default=0, help_text=_("Every failed call, timeouts included.")
+    )
     timeouts = models.PositiveBigIntegerField(_("timeouts"), default=0)
     memory_errors = models.PositiveBigIntegerField(_("memory errors"), default=0)
     log_dropped = models.PositiveBigIntegerField(
@@ -724,11 +795,17 @@ class PluginRevision(models.Model):
     number = models.PositiveIntegerField(_("revision"))
     created_at = models.DateTimeField(_("saved at"), default=timezone.now)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name=_("saved by"),
     )
     created_by_name = models.CharField(
-        _("saved by (name)"), max_length=150, blank=True,
+        _("saved by (name)"),
+        max_length=150,
+        blank=True,
         help_text=_("The user's name when it was saved, or the shell user for the command line."),
     )
     origin = models.CharField(_("saved from"), max_length=16, choices=Origin.choices, default=Origin.CODE)
@@ -751,7 +828,9 @@ class PluginRevision(models.Model):
     max_host_result_bytes = models.PositiveIntegerField(_("host result bytes per call"))
     http_enabled = models.BooleanField(_("serves HTTP"), default=False)
     grants = models.JSONField(
-        _("grants"), default=list, blank=True,
+        _("grants"),
+        default=list,
+        blank=True,
         help_text=_('[{"model", "read", "create", "update", "can_delete"}, ...], by model.'),
     )
 

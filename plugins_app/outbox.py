@@ -15,6 +15,7 @@ same row at once, and a killed process never strands one. Guarantee: **at least 
 plugins receive ``meta.deliveryId`` (the same for every attempt) and ``meta.attempt`` to
 deduplicate.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -60,7 +61,9 @@ def record(hook: str, args: Sequence[Any], meta: dict[str, Any], *, mode: str, u
     from .models import Delivery, Plugin
 
     plugin_ids = list(
-        Plugin.objects.using(using).filter(hook_index__name=hook, enabled=True).order_by("priority", "slug")
+        Plugin.objects.using(using)
+        .filter(hook_index__name=hook, enabled=True)
+        .order_by("priority", "slug")
         .values_list("pk", flat=True)
     )
     if not plugin_ids:
@@ -70,12 +73,14 @@ def record(hook: str, args: Sequence[Any], meta: dict[str, Any], *, mode: str, u
     )
     ids = [row.delivery_id for row in rows]
     if mode == Delivery.Mode.AFTER_COMMIT:
+
         def deliver_after_commit() -> None:
             for delivery_id in ids:
                 _attempt_safely(delivery_id)
 
         transaction.on_commit(deliver_after_commit, using=using, robust=True)
     else:
+
         def send_after_commit() -> None:
             send(ids)
 
@@ -92,7 +97,9 @@ def send(delivery_ids: Iterable[Any]) -> None:
     try:
         app = get_celery_app()
     except Exception:
-        logger.exception("the Celery app for background deliveries is misconfigured; %d deliveries wait for a drain", len(ids))
+        logger.exception(
+            "the Celery app for background deliveries is misconfigured; %d deliveries wait for a drain", len(ids)
+        )
         return
     if app is None:
         for delivery_id in ids:
@@ -103,7 +110,8 @@ def send(delivery_ids: Iterable[Any]) -> None:
     except Exception as exc:
         logger.warning(
             "could not send %d background deliveries to Celery (%s); they wait for the next drain",
-            len(ids), log_safe(exc, 500),
+            len(ids),
+            log_safe(exc, 500),
         )
 
 
@@ -181,12 +189,23 @@ def _deliver(delivery_id: Any) -> Attempt:
     except Exception as exc:  # a host bug: recorded like a failure, never lost
         logger.exception("delivery %s of %r to %r failed on the host", row.delivery_id, row.hook, plugin.slug)
         return _finish(row, Delivery.State.FAILED, exc)
-    if not _settle(row, state=Delivery.State.DELIVERED, delivered_at=timezone.now(), plugin_version=result.version,
-                   last_error="", last_error_stack=""):
+    if not _settle(
+        row,
+        state=Delivery.State.DELIVERED,
+        delivered_at=timezone.now(),
+        plugin_version=result.version,
+        last_error="",
+        last_error_stack="",
+    ):
         return _superseded(row)
     logger.info(
         "delivered %r to %r (delivery %s, attempt %d, version %d, %.1f ms)",
-        row.hook, plugin.slug, row.delivery_id, row.attempts, result.version, result.duration_ms,
+        row.hook,
+        plugin.slug,
+        row.delivery_id,
+        row.attempts,
+        result.version,
+        result.duration_ms,
         extra=plugin_extra(plugin.slug),
     )
     return Attempt(str(row.delivery_id), Delivery.State.DELIVERED, row.attempts)
@@ -197,9 +216,13 @@ def _wait(row: Any, reason: str) -> Attempt:
     from .models import Delivery
 
     delay = float(conf.get("DELIVERY_WAIT_SECONDS"))
-    if not _settle(row, state=Delivery.State.PENDING, attempts=F("attempts") - 1,
-                   next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
-                   last_error=log_safe(reason, ERROR_CHARS)):
+    if not _settle(
+        row,
+        state=Delivery.State.PENDING,
+        attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+        last_error=log_safe(reason, ERROR_CHARS),
+    ):
         return _superseded(row)
     return Attempt(str(row.delivery_id), Delivery.State.PENDING, row.attempts - 1, reason, delay)
 
@@ -217,16 +240,33 @@ def _finish(row: Any, failed_state: str, exc: BaseException, *, final: bool = Fa
             return _superseded(row)
         logger.error(
             "delivery %s of %r to %r failed after %d attempt(s): %s",
-            row.delivery_id, row.hook, row.plugin.slug, row.attempts, error, extra=plugin_extra(row.plugin.slug),
+            row.delivery_id,
+            row.hook,
+            row.plugin.slug,
+            row.attempts,
+            error,
+            extra=plugin_extra(row.plugin.slug),
         )
         return Attempt(str(row.delivery_id), failed_state, row.attempts, error)
     delay = retry_delay(row.attempts)
-    if not _settle(row, state=Delivery.State.PENDING, last_error=error, last_error_stack=stack, plugin_version=version,
-                   next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay)):
+    if not _settle(
+        row,
+        state=Delivery.State.PENDING,
+        last_error=error,
+        last_error_stack=stack,
+        plugin_version=version,
+        next_attempt_at=timezone.now() + datetime.timedelta(seconds=delay),
+    ):
         return _superseded(row)
     logger.warning(
         "delivery %s of %r to %r failed (attempt %d), retrying in %.1f s: %s",
-        row.delivery_id, row.hook, row.plugin.slug, row.attempts, delay, error, extra=plugin_extra(row.plugin.slug),
+        row.delivery_id,
+        row.hook,
+        row.plugin.slug,
+        row.attempts,
+        delay,
+        error,
+        extra=plugin_extra(row.plugin.slug),
     )
     return Attempt(str(row.delivery_id), Delivery.State.PENDING, row.attempts, error, delay)
 
@@ -247,8 +287,12 @@ def _settle(row: Any, **changes: Any) -> bool:
 def _superseded(row: Any) -> Attempt:
     logger.warning(
         "delivery %s of %r to %r: attempt %d outlived its lease (DELIVERY_LEASE_SECONDS) and another attempt or an "
-        "operator took the row over; its outcome is not recorded", row.delivery_id, row.hook, row.plugin.slug,
-        row.attempts, extra=plugin_extra(row.plugin.slug),
+        "operator took the row over; its outcome is not recorded",
+        row.delivery_id,
+        row.hook,
+        row.plugin.slug,
+        row.attempts,
+        extra=plugin_extra(row.plugin.slug),
     )
     return Attempt(str(row.delivery_id), "superseded", row.attempts)
 
@@ -260,7 +304,8 @@ def _attempt_safely(delivery_id: Any) -> None:
     except Exception as exc:
         logger.warning(
             "delivery %s could not be attempted after the commit (%s); it waits for the next drain",
-            delivery_id, log_safe(exc, 500),
+            delivery_id,
+            log_safe(exc, 500),
         )
 
 

@@ -23,6 +23,7 @@ when the row's token moved on, and says which fields differ. ``plugins install
 --if-revision REV`` and rollbacks confirmed against a revision check the latest revision
 number instead (:func:`check_latest`).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -52,8 +53,16 @@ logger = logging.getLogger("plugins_app.revisions")
 
 # Plugin columns a revision snapshots (with the grants) and a rollback restores.
 PLUGIN_FIELDS: tuple[str, ...] = (
-    "source", "config", "config_schema", "memory_limit_mb", "timeout_ms",
-    "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes", "http_enabled",
+    "source",
+    "config",
+    "config_schema",
+    "memory_limit_mb",
+    "timeout_ms",
+    "max_host_calls",
+    "max_rows_read",
+    "max_rows_written",
+    "max_host_result_bytes",
+    "http_enabled",
 )
 # The scalar ones, shown as a table in diffs.
 SETTING_FIELDS: tuple[str, ...] = PLUGIN_FIELDS[3:]
@@ -215,7 +224,11 @@ class Recording:
         new = []
         for pk in pending:
             revision = record(
-                pk, origin=self.origin, user=self.user, name=self.name, comment=self.comment,
+                pk,
+                origin=self.origin,
+                user=self.user,
+                name=self.name,
+                comment=self.comment,
                 rolled_back_to=self.rolled_back_to,
             )
             if revision is not None:
@@ -229,7 +242,12 @@ _current: ContextVar[Recording | None] = ContextVar("plugins_app_revisions_recor
 
 @contextmanager
 def recording(
-    *, origin: str, user: Any = None, name: str = "", comment: str = "", rolled_back_to: int | None = None,
+    *,
+    origin: str,
+    user: Any = None,
+    name: str = "",
+    comment: str = "",
+    rolled_back_to: int | None = None,
     defer: bool = True,
 ) -> Iterator[Recording]:
     """Record the plugin changes made inside the block as one revision per plugin, when it
@@ -243,9 +261,7 @@ def recording(
     ``defer=False`` records each change right away (in the saving transaction) instead,
     still attributed to the block: for commands whose saves each stand alone.
     """
-    scope = Recording(
-        origin=origin, user=user, name=name, comment=comment, rolled_back_to=rolled_back_to, defer=defer
-    )
+    scope = Recording(origin=origin, user=user, name=name, comment=comment, rolled_back_to=rolled_back_to, defer=defer)
     token = _current.set(scope)
     try:
         yield scope
@@ -380,7 +396,10 @@ def rollback(
         if not changed_fields(snapshot(plugin), wanted):
             return None
         with recording(
-            origin=origin, user=user, name=name, comment=comment or f"Rolled back to revision {number}.",
+            origin=origin,
+            user=user,
+            name=name,
+            comment=comment or f"Rolled back to revision {number}.",
             rolled_back_to=number,
         ) as scope:
             _apply(plugin, wanted, user)
@@ -462,11 +481,15 @@ def text_diff(name: str, label: str, old: str, new: str, context: int | None = 3
                 unified.append(UnifiedLine("add", None, k + 1, b[k]))
             for i, j in zip_longest(range(i1, i2), range(j1, j2)):
                 kind = "change" if i is not None and j is not None else ("del" if j is None else "add")
-                split.append(SplitRow(
-                    kind,
-                    None if i is None else i + 1, None if i is None else a[i],
-                    None if j is None else j + 1, None if j is None else b[j],
-                ))
+                split.append(
+                    SplitRow(
+                        kind,
+                        None if i is None else i + 1,
+                        None if i is None else a[i],
+                        None if j is None else j + 1,
+                        None if j is None else b[j],
+                    )
+                )
     return TextDiff(name, label, not a, not b, unified, split, added, removed)
 
 
@@ -530,12 +553,18 @@ def revision_diff(old: PluginRevision, new: PluginRevision, context: int | None 
         text_diff("source", field_label("source"), old.source, new.source, context),
         text_diff("config", field_label("config"), json_text(old.config), json_text(new.config), context),
         text_diff(
-            "config_schema", field_label("config_schema"), json_text(old.config_schema), json_text(new.config_schema), context
+            "config_schema",
+            field_label("config_schema"),
+            json_text(old.config_schema),
+            json_text(new.config_schema),
+            context,
         ),
     ]
     settings = [
         ValueChange(
-            field_label(name), setting_text(name, getattr(old, name)), setting_text(name, getattr(new, name)),
+            field_label(name),
+            setting_text(name, getattr(old, name)),
+            setting_text(name, getattr(new, name)),
             getattr(old, name) != getattr(new, name),
         )
         for name in SETTING_FIELDS
@@ -619,9 +648,11 @@ class EditConflict:
         else:
             what = "It was saved again with the values you opened (none of its fields differ now)."
         if self.revisions:
-            what += " New revisions: " + "; ".join(
-                f"{r.number} ({describe_changes(r)}; {who_and_when(r)})" for r in self.revisions[:5]
-            ) + "."
+            what += (
+                " New revisions: "
+                + "; ".join(f"{r.number} ({describe_changes(r)}; {who_and_when(r)})" for r in self.revisions[:5])
+                + "."
+            )
         return (
             f"Someone else saved this plugin after you opened this page{last}. {what} "
             "Your changes were not saved: copy what you need, reload the page, and make them again "

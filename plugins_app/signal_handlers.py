@@ -7,6 +7,7 @@ signal fires, so bindings changed by ``override_settings`` take effect at once.
 
 What a hook receives is data, never model instances: ``hook(payload, meta)``.
 """
+
 from __future__ import annotations
 
 import datetime

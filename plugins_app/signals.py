@@ -21,6 +21,7 @@ and/or from Python, e.g. in an ``AppConfig.ready()``::
 Settings are read when a signal fires, so ``override_settings`` works; bindings are
 validated by system checks (``plugins_app.E020``...).
 """
+
 from __future__ import annotations
 
 import threading
@@ -105,7 +106,11 @@ class Binding:
 def _model_signals() -> dict[int, str]:
     from django.db.models import signals
 
-    return {id(signals.post_save): "post_save", id(signals.post_delete): "post_delete", id(signals.pre_save): "pre_save"}
+    return {
+        id(signals.post_save): "post_save",
+        id(signals.post_delete): "post_delete",
+        id(signals.pre_save): "pre_save",
+    }
 
 
 def resolve_signal(spec: Any) -> tuple[Signal, str]:
@@ -193,7 +198,7 @@ def make_binding(
             sender = f"{sender._meta.app_label}.{sender.__name__}"
         if not isinstance(sender, str) or sender.count(".") != 1:
             raise BindingError(
-                f"{name} bindings need sender: an exposed model (\"app_label.ModelName\"), not {sender!r}",
+                f'{name} bindings need sender: an exposed model ("app_label.ModelName"), not {sender!r}',
                 id="plugins_app.E022",
                 hint="Model signals are bound per model, and only exposed models can be bound.",
             )
@@ -220,7 +225,9 @@ def parse_entry(index: int, entry: Any) -> Binding:
     unknown = sorted(set(entry) - SETTING_KEYS, key=str)
     if unknown:
         raise BindingError(
-            f"{origin} has unknown keys {unknown}", id="plugins_app.E020", hint=f"Keys: {', '.join(sorted(SETTING_KEYS))}."
+            f"{origin} has unknown keys {unknown}",
+            id="plugins_app.E020",
+            hint=f"Keys: {', '.join(sorted(SETTING_KEYS))}.",
         )
     if "signal" not in entry:
         raise BindingError(f"{origin} has no 'signal'", id="plugins_app.E020")

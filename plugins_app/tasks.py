@@ -9,6 +9,7 @@ redelivered when the worker process dies (``reject_on_worker_lost``). Even a tas
 lost entirely loses nothing: its rows stay pending (or in progress until their lease
 expires) and the periodic drain attempts them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,7 +68,7 @@ def drain_outbox() -> int:
 def beat_schedule() -> dict[str, dict[str, Any]]:
     """The periodic tasks to merge into your Celery app's ``beat_schedule``::
 
-        app.conf.beat_schedule = {**app.conf.beat_schedule, **plugins_app.tasks.beat_schedule()}
+    app.conf.beat_schedule = {**app.conf.beat_schedule, **plugins_app.tasks.beat_schedule()}
     """
     return {
         "plugins_app-drain-outbox": {
@@ -79,7 +80,9 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 
 @shared_task(bind=True, name=TASK_NAME, ignore_result=True)
-def run_action(self: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None) -> list[dict[str, Any]]:
+def run_action(
+    self: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None
+) -> list[dict[str, Any]]:
     """Deprecated: the task of ``enqueue_action`` before the outbox (0.1). Kept so that
     messages already queued during an upgrade still run; nothing sends it any more."""
     with scope():

@@ -22,6 +22,7 @@ source is validated in a sandbox (a syntax error fails the test with the plugin'
 message), grants are checked against what the site exposes (``plugins_app.exposure``),
 and the config against the plugin's config schema, if it has one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence

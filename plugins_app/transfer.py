@@ -32,6 +32,7 @@ Imported plugins start **disabled** (``enable=True`` to enable them); replacing 
 existing plugin (``replace=True``) keeps its enabled state, its storage and its circuit
 breaker state, and replaces its grants with the file's.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,14 +50,27 @@ from .exposure import get_exposure
 from .models import Plugin, PluginGrant
 
 __all__ = [
-    "FORMAT", "FORMAT_VERSION", "ImportReport", "PluginImportError", "SkippedGrant", "export_data", "export_json",
-    "export_filename", "import_plugins", "parse",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ImportReport",
+    "PluginImportError",
+    "SkippedGrant",
+    "export_data",
+    "export_json",
+    "export_filename",
+    "import_plugins",
+    "parse",
 ]
 
 FORMAT = "plugins_app.plugins"
 FORMAT_VERSION = 1
 LIMIT_FIELDS = (
-    "memory_limit_mb", "timeout_ms", "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes",
+    "memory_limit_mb",
+    "timeout_ms",
+    "max_host_calls",
+    "max_rows_read",
+    "max_rows_written",
+    "max_host_result_bytes",
 )
 GRANT_LISTS = ("read", "create", "update")
 # Written only by the circuit breaker: an import leaves them alone.
@@ -122,7 +136,13 @@ def plugin_data(plugin: Plugin) -> dict[str, Any]:
         "http_enabled": plugin.http_enabled,
         "limits": {name: getattr(plugin, name) for name in LIMIT_FIELDS},
         "grants": [
-            {"model": g.model, "read": list(g.read), "create": list(g.create), "update": list(g.update), "can_delete": g.can_delete}
+            {
+                "model": g.model,
+                "read": list(g.read),
+                "create": list(g.create),
+                "update": list(g.update),
+                "can_delete": g.can_delete,
+            }
             for g in plugin.grants.order_by("model")
         ],
         "metadata": {
@@ -183,10 +203,12 @@ def parse(data: bytes | str) -> list[dict[str, Any]]:
     if not isinstance(version, int) or isinstance(version, bool):
         raise PluginImportError(["The file has no valid format_version."])
     if version > FORMAT_VERSION:
-        raise PluginImportError([
-            f"The file is format version {version}; this site reads up to version {FORMAT_VERSION} "
-            "(it was exported by a newer plugins_app)."
-        ])
+        raise PluginImportError(
+            [
+                f"The file is format version {version}; this site reads up to version {FORMAT_VERSION} "
+                "(it was exported by a newer plugins_app)."
+            ]
+        )
     plugins = document.get("plugins")
     if not isinstance(plugins, list) or not plugins:
         raise PluginImportError(['The file has no "plugins" list, or it is empty.'])
@@ -351,9 +373,13 @@ def import_plugins(
                 plugin.save()
             else:
                 # Leave the circuit breaker's columns alone (see PluginAdmin.save_model).
-                plugin.save(update_fields=[
-                    f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS
-                ])
+                plugin.save(
+                    update_fields=[
+                        f.name
+                        for f in Plugin._meta.concrete_fields
+                        if not f.primary_key and f.name not in BREAKER_FIELDS
+                    ]
+                )
             saved_grants = []
             if grants:
                 wanted = {g["model"].lower(): g for g in kept}

@@ -17,6 +17,7 @@ Every name that comes from the site (models, fields, hooks, schema properties, e
 values, descriptions) is written as a quoted string literal or inside an escaped comment,
 never as raw TypeScript, so no name can inject declarations.
 """
+
 from __future__ import annotations
 
 import json
@@ -344,15 +345,39 @@ def schema_to_ts(schema: Any, *, readonly: bool = False, indent: str = "") -> st
 
 # -- Django model fields -----------------------------------------------------------------------
 
-_NUMBER_FIELDS = frozenset({
-    "AutoField", "BigAutoField", "SmallAutoField", "IntegerField", "BigIntegerField", "SmallIntegerField",
-    "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "FloatField",
-})
-_STRING_FIELDS = frozenset({
-    "CharField", "TextField", "SlugField", "EmailField", "URLField", "GenericIPAddressField", "IPAddressField",
-    "FilePathField", "CommaSeparatedIntegerField", "FileField", "ImageField", "UUIDField",
-    "DateField", "DateTimeField", "TimeField",
-})
+_NUMBER_FIELDS = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "SmallAutoField",
+        "IntegerField",
+        "BigIntegerField",
+        "SmallIntegerField",
+        "PositiveIntegerField",
+        "PositiveBigIntegerField",
+        "PositiveSmallIntegerField",
+        "FloatField",
+    }
+)
+_STRING_FIELDS = frozenset(
+    {
+        "CharField",
+        "TextField",
+        "SlugField",
+        "EmailField",
+        "URLField",
+        "GenericIPAddressField",
+        "IPAddressField",
+        "FilePathField",
+        "CommaSeparatedIntegerField",
+        "FileField",
+        "ImageField",
+        "UUIDField",
+        "DateField",
+        "DateTimeField",
+        "TimeField",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -396,8 +421,12 @@ def field_types(field_: models.Field) -> FieldTypes:
     if field_.null:
         read, write = _union([read, "null"]), _union([write, "null"])
     required = not (
-        field_.null or field_.has_default() or field_.empty_strings_allowed or field_.primary_key
-        or getattr(field_, "auto_now", False) or getattr(field_, "auto_now_add", False)
+        field_.null
+        or field_.has_default()
+        or field_.empty_strings_allowed
+        or field_.primary_key
+        or getattr(field_, "auto_now", False)
+        or getattr(field_, "auto_now_add", False)
     )
     return FieldTypes(read, write, compare, required)
 
@@ -489,7 +518,7 @@ def _relation_prefixes(model: _GrantedModel, granted: Mapping[str, _GrantedModel
 
 # -- rendering ---------------------------------------------------------------------------------
 
-_DB_HELPERS = '''\
+_DB_HELPERS = """\
 /** Conditions on the fields of `F` (field name to the type it is compared with), with lookups `L`. */
 type DbConditions<F, L extends string> =
   { [K in keyof F]?: F[K] | null } &
@@ -510,9 +539,9 @@ type DbRelatedPath<P extends string, K> = K extends string ? `${P}__${K}` : neve
 
 /** A sort key: a field path, `-` first for descending. */
 type DbOrder<K> = K extends string ? K | `-${K}` : never;
-'''
+"""
 
-_DB_INTERFACE = '''\
+_DB_INTERFACE = """\
 /** Options of {@link PluginDb.query} on model `M`, returning fields `F`. Unknown keys are a `TypeError`. */
 interface ModelQueryOptions<M extends GrantedModel, F> {
   /** Only rows matching all of these conditions. */
@@ -553,7 +582,7 @@ interface PluginDb {
   /** Deletes the rows matching `where` (non-empty); returns how many. */
   delete<M extends DeletableModel>(model: M, where: GrantedModels[M]["where"]): number;
 }
-'''
+"""
 
 
 def _interface(name: str, doc: str, members: list[tuple[str, str, bool]]) -> str:
@@ -590,7 +619,11 @@ def _model_declarations(model: _GrantedModel, granted: Mapping[str, _GrantedMode
     return (
         f"\n// {label}\n"
         + _interface(f"{name}Row", f"A row of {label} as this plugin reads it (db.get, db.query, db.create).", row)
-        + _interface(f"{name}Filter", f"The readable fields of {label} and the type each is compared with in conditions.", filters)
+        + _interface(
+            f"{name}Filter",
+            f"The readable fields of {label} and the type each is compared with in conditions.",
+            filters,
+        )
         + doc_comment(f"Conditions (where, exclude) on {label}: readable field paths, with the lookups allowed.")
         + f"type {name}Where = {' & '.join(where)};\n"
         + doc_comment(f"Field paths of {label} that conditions and order may use.")
@@ -620,7 +653,11 @@ def db_declarations(plugin: Plugin, taken: set[str] | None = None) -> str:
         ("GrantedModel", "Labels of the models this plugin may read.", list(granted.values())),
         ("CreatableModel", "Labels of the models it may create rows of.", [m for m in granted.values() if m.create]),
         ("UpdatableModel", "Labels of the models it may update rows of.", [m for m in granted.values() if m.update]),
-        ("DeletableModel", "Labels of the models it may delete rows of.", [m for m in granted.values() if m.can_delete]),
+        (
+            "DeletableModel",
+            "Labels of the models it may delete rows of.",
+            [m for m in granted.values() if m.can_delete],
+        ),
     ):
         out += doc_comment(doc) + f"type {alias} = {_union(ts_string(m.label) for m in selected)};\n"
     if stale:
@@ -689,7 +726,7 @@ def hook_declarations(plugin: Plugin) -> str:
     return out
 
 
-_PLUGIN_TYPE = '''\
+_PLUGIN_TYPE = """\
 /** A function on the plugin object that is not a declared hook (a helper, or a hook nobody declared). */
 type PluginFunction = { bivarianceHack(...args: unknown[]): unknown }["bivarianceHack"];
 
@@ -706,7 +743,7 @@ type Plugin = PluginObject & ThisType<DeclaredHooks & { [name: string]: PluginFu
 interface PluginObject extends Partial<DeclaredHooks> {
   [name: string]: PluginFunction | undefined;
 }
-'''
+"""
 
 
 def _api_source() -> str:
@@ -718,23 +755,42 @@ def _replace_region(text: str, region: str, replacement: str) -> str:
     end = re.search(rf"^// typegen:{region}:end\b.*\n?", text, re.MULTILINE)
     if start is None or end is None or end.start() < start.end():
         raise RuntimeError(f"{API_FILE.name} has no typegen:{region} region")
-    return text[: start.start()] + replacement + text[end.end():]
+    return text[: start.start()] + replacement + text[end.end() :]
 
 
 def _declared_names(text: str) -> set[str]:
-    return set(re.findall(r"^\s*(?:declare\s+)?(?:type|interface|const|var|function)\s+([A-Za-z_$][\w$]*)", text, re.MULTILINE))
+    return set(
+        re.findall(r"^\s*(?:declare\s+)?(?:type|interface|const|var|function)\s+([A-Za-z_$][\w$]*)", text, re.MULTILINE)
+    )
 
 
 def plugin_types(plugin: Plugin) -> str:
     """The ``.d.ts`` of ``plugin``: the plugin API with ``config`` and ``db`` typed for it, and
     the ``Plugin`` type with the declared hooks it implements."""
     api = _api_source()
-    taken = _declared_names(api) | _declared_names(_DB_HELPERS + _DB_INTERFACE + _PLUGIN_TYPE) | {
-        "GrantedModels", "GrantedModel", "CreatableModel", "UpdatableModel", "DeletableModel", "HookResult",
-        "DeclaredHooks", "PluginConfig", "PluginObject", "ThisType",
-    }
+    taken = (
+        _declared_names(api)
+        | _declared_names(_DB_HELPERS + _DB_INTERFACE + _PLUGIN_TYPE)
+        | {
+            "GrantedModels",
+            "GrantedModel",
+            "CreatableModel",
+            "UpdatableModel",
+            "DeletableModel",
+            "HookResult",
+            "DeclaredHooks",
+            "PluginConfig",
+            "PluginObject",
+            "ThisType",
+        }
+    )
     # A name stem plus a suffix must not hit a declared name either: reserve the stems they start with.
-    taken |= {n[: -len(s)] for n in set(taken) for s in ("Row", "Filter", "Where", "Path", "Create", "Update") if n.endswith(s)}
+    taken |= {
+        n[: -len(s)]
+        for n in set(taken)
+        for s in ("Row", "Filter", "Where", "Path", "Create", "Update")
+        if n.endswith(s)
+    }
     header = note_comment(
         f"Types of plugin {ts_string(plugin.slug)} (version {int(plugin.version or 0)}) on this site,\n"
         "generated by plugins_app (manage.py plugins types, or the plugin's admin page).\n"

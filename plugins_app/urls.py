@@ -7,6 +7,7 @@
 can take it) serves Prometheus metrics when ``METRICS_ENDPOINT_ENABLED`` is on
 (``docs/operators.md``).
 """
+
 from django.urls import path
 
 from . import metrics, views

@@ -1,12 +1,12 @@
 """Validation of a plugin before it is saved: sizes, limits, and a trial load in a sandbox."""
+
 from __future__ import annotations
 
 import json
 import re
-
-import jsonschema
 from typing import TYPE_CHECKING
 
+import jsonschema
 from django.core.exceptions import ValidationError
 
 from . import conf, imports
@@ -33,7 +33,7 @@ def _check_limits(plugin: Plugin, errors: dict[str, list[str]]) -> None:
 
 def _check_config(plugin: Plugin, errors: dict[str, list[str]]) -> str | None:
     if not isinstance(plugin.config, dict):
-        errors.setdefault("config", []).append("Must be a JSON object, like {\"key\": \"value\"}.")
+        errors.setdefault("config", []).append('Must be a JSON object, like {"key": "value"}.')
         return None
     text = json.dumps(plugin.config, ensure_ascii=False)
     if len(text.encode("utf-8")) > conf.get("MAX_CONFIG_BYTES"):
@@ -126,10 +126,14 @@ def validate_plugin(plugin: Plugin) -> None:
     hooks = [h for h in result.get("hooks", []) if isinstance(h, str)]
     bad = [h for h in hooks if not _HOOK_NAME.fullmatch(h)]
     if bad:
-        raise ValidationError({"source": [
-            f"The hook name {log_safe(json.dumps(bad[0]), 100)} is not allowed: hook names are 1 to 200 characters, "
-            "without control characters or lone surrogates."
-        ]})
+        raise ValidationError(
+            {
+                "source": [
+                    f"The hook name {log_safe(json.dumps(bad[0]), 100)} is not allowed: hook names are 1 to 200 characters, "
+                    "without control characters or lone surrogates."
+                ]
+            }
+        )
     if not hooks:
         raise ValidationError({"source": ["The `plugin` object defines no functions (hooks)."]})
     plugin.hooks = hooks

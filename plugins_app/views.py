@@ -8,6 +8,7 @@ Two things live here (docs: ``docs/views-and-templates.md``):
   allowlisted description of the request to the plugin's ``onRequest`` hook and turns
   what the hook returns into an ``HttpResponse``, refusing anything unsafe.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,12 +52,31 @@ NEVER_FORWARDED_REQUEST_HEADERS = frozenset({"cookie", "authorization", "proxy-a
 #: challenges and CORS (``access-control-*``, ``cross-origin-*`` prefixes as well).
 NEVER_SET_RESPONSE_HEADERS = frozenset(
     {
-        "set-cookie", "set-cookie2", "clear-site-data", "content-security-policy",
-        "content-security-policy-report-only", "x-content-type-options", "x-frame-options",
-        "x-xss-protection", "strict-transport-security", "permissions-policy", "referrer-policy",
-        "www-authenticate", "proxy-authenticate", "refresh", "link", "content-length",
-        "content-encoding", "transfer-encoding", "connection", "keep-alive", "upgrade", "trailer",
-        "vary", "server", "date",
+        "set-cookie",
+        "set-cookie2",
+        "clear-site-data",
+        "content-security-policy",
+        "content-security-policy-report-only",
+        "x-content-type-options",
+        "x-frame-options",
+        "x-xss-protection",
+        "strict-transport-security",
+        "permissions-policy",
+        "referrer-policy",
+        "www-authenticate",
+        "proxy-authenticate",
+        "refresh",
+        "link",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "trailer",
+        "vary",
+        "server",
+        "date",
     }
 )
 _NEVER_SET_PREFIXES = ("access-control-", "cross-origin-", "sec-", "proxy-")
@@ -319,7 +339,9 @@ def _response_headers(slug: str, headers: Any) -> dict[str, str]:
         kept[lower] = value
     if dropped:
         logger.info(
-            "endpoint of plugin %r: dropped response headers %s", slug, log_safe(", ".join(map(repr, dropped)), 500),
+            "endpoint of plugin %r: dropped response headers %s",
+            slug,
+            log_safe(", ".join(map(repr, dropped)), 500),
             extra=plugin_extra(slug),
         )
     return kept
@@ -361,7 +383,9 @@ def _build_response(request: HttpRequest, slug: str, result: Any) -> HttpRespons
     content_type = served_content_type(given_type, content_type)
     if given_type is not None and content_type == _TEXT_PLAIN and _media_type(given_type) != "text/plain":
         logger.info(
-            "endpoint of plugin %r: Content-Type %s served as text/plain", slug, log_safe(repr(given_type), 200),
+            "endpoint of plugin %r: Content-Type %s served as text/plain",
+            slug,
+            log_safe(repr(given_type), 200),
             extra=plugin_extra(slug),
         )
     if request.method == "HEAD" or status in (204, 304):

@@ -17,6 +17,7 @@ Scripts on the page reach the editors through ``window.PluginsAppEditor`` (``get
 returns a handle with ``getValue()``, ``setValue()``, ``markError(line, column, message)``,
 ``clearError()``); see ``plugins_app/static_src/editor/src/editor.js``.
 """
+
 from __future__ import annotations
 
 import re
@@ -57,7 +58,9 @@ class CodeEditorWidget(forms.Textarea):
     ``readonly=True`` shows the code in a read-only editor (the textarea is ``readonly``).
     """
 
-    def __init__(self, language: str = "javascript", attrs: dict[str, Any] | None = None, *, readonly: bool = False) -> None:
+    def __init__(
+        self, language: str = "javascript", attrs: dict[str, Any] | None = None, *, readonly: bool = False
+    ) -> None:
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, not {language!r}")
         self.language = language

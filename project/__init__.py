@@ -1,5 +1,6 @@
 """The demo project. Its Celery app is loaded with it when celery is installed (an
 optional extra), so that ``@shared_task`` uses it; see project/celery.py."""
+
 from importlib.util import find_spec
 
 if find_spec("celery") is not None:

@@ -17,6 +17,7 @@ several workers.)
 Django settings are read with the ``CELERY_`` prefix. A worker started without any
 broker setting uses the local Redis (``DEFAULT_BROKER_URL``).
 """
+
 import os
 
 from celery import Celery

@@ -3,6 +3,7 @@
 Everything deployment-specific comes from the environment, with defaults that are
 safe for local development only.
 """
+
 import os
 import tempfile
 from pathlib import Path
@@ -87,7 +88,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: shared cache uses table locks that ignore the
     # busy timeout, so concurrent tests would fail where a real site would wait.
     # One file per test process, so two test runs in one checkout never share it.
-    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"plugins_app_test_{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(tempfile.gettempdir(), f"plugins_app_test_{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -127,7 +130,10 @@ def _log_context():
     def add_context(record):
         parts = [
             f"{name}={value}"
-            for name, value in (("plugin", getattr(record, "plugin", None)), ("sandbox_pid", getattr(record, "sandbox_pid", None)))
+            for name, value in (
+                ("plugin", getattr(record, "plugin", None)),
+                ("sandbox_pid", getattr(record, "sandbox_pid", None)),
+            )
             if value not in (None, "")
         ]
         record.context = f" [{' '.join(parts)}]" if parts else ""
@@ -157,7 +163,9 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "console", "filters": ["context"]},  # stderr
         "mail_admins": {
-            "class": "django.utils.log.AdminEmailHandler", "level": "ERROR", "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
         },
     },
     "root": {"handlers": ["console"], "level": "WARNING"},

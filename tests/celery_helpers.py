@@ -1,4 +1,5 @@
 """Helpers for tests that run a real Celery worker (a subprocess) against the local Redis."""
+
 from __future__ import annotations
 
 import json
@@ -120,7 +121,9 @@ class Worker:
                 return result.get(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
             except CeleryTimeout:
                 if self.proc.poll() is not None:
-                    pytest.fail(f"the Celery worker exited with {self.proc.returncode}:\n{self.output()}", pytrace=False)
+                    pytest.fail(
+                        f"the Celery worker exited with {self.proc.returncode}:\n{self.output()}", pytrace=False
+                    )
                 if time.monotonic() >= deadline:
                     pytest.fail(f"no result from the Celery worker within {timeout} s:\n{self.output()}", pytrace=False)
 
@@ -164,9 +167,22 @@ def celery_worker(
     log_path = Path(log_name)
     schedule = Path(tempfile.mkdtemp(prefix="plugins-app-beat-")) / "schedule"
     command = [
-        sys.executable, "-m", "celery", "-A", "project", "worker",
-        f"--pool={pool}", "--concurrency=1", "--queues", queue, "--hostname", f"{queue}-{uuid.uuid4().hex[:6]}@%h",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "project",
+        "worker",
+        f"--pool={pool}",
+        "--concurrency=1",
+        "--queues",
+        queue,
+        "--hostname",
+        f"{queue}-{uuid.uuid4().hex[:6]}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=INFO",
     ]
     if beat:
         command += ["-B", "--schedule", str(schedule)]
@@ -211,7 +227,7 @@ def _stat(pid: int) -> tuple[str, int] | None:
             data = f.read().decode(errors="replace")
     except OSError:
         return None
-    fields = data[data.rindex(")") + 2:].split()  # the name may contain spaces and ")"
+    fields = data[data.rindex(")") + 2 :].split()  # the name may contain spaces and ")"
     return fields[0], int(fields[1])
 
 

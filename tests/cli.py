@@ -1,4 +1,5 @@
 """Running `manage.py plugins` in tests, as operators' scripts see it."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Deliveries for the admin and CLI tests, made by the real outbox and real V8."""
+
 from __future__ import annotations
 
 import datetime

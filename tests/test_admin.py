@@ -1,4 +1,5 @@
 """Plugin admin through the test client: forms, validation errors, actions, permissions."""
+
 from __future__ import annotations
 
 import json
@@ -93,7 +94,9 @@ def test_bulk_enable_and_disable(admin_client, greeter):
 def test_try_a_hook(admin_client, greeter):
     # The console replaced the "Call a hook" page (tests/test_console.py covers it in full).
     url = reverse("admin:plugins_app_plugin_console", args=[greeter.pk])
-    response = admin_client.post(url, {"hook": "greet", "args": json.dumps(["World"]), "target": "saved", "mode": "dry"})
+    response = admin_client.post(
+        url, {"hook": "greet", "args": json.dumps(["World"]), "target": "saved", "mode": "dry"}
+    )
     body = response.content.decode()
     assert response.status_code == 200
     assert "Hello, World! App version: 1.0.0" in body and "Greeting World" in body
@@ -103,7 +106,9 @@ def test_try_a_hook(admin_client, greeter):
 
 @pytest.mark.django_db
 def test_try_shows_plugin_errors_without_crashing(admin_client, make_plugin):
-    plugin = make_plugin("const plugin = { boom() { throw new Error('kaput'); }, loop() { while(true){} } };", timeout_ms=200)
+    plugin = make_plugin(
+        "const plugin = { boom() { throw new Error('kaput'); }, loop() { while(true){} } };", timeout_ms=200
+    )
     url = reverse("admin:plugins_app_plugin_console", args=[plugin.pk])
     run = {"args": "[]", "target": "saved", "mode": "dry"}
     assert "kaput" in admin_client.post(url, {"hook": "boom", **run}).content.decode()
@@ -133,7 +138,9 @@ def test_anonymous_users_are_sent_to_login(client, greeter):
 @pytest.mark.django_db
 def test_saving_an_unchanged_plugin_keeps_its_version(admin_client, greeter):
     url = reverse("admin:plugins_app_plugin_change", args=[greeter.pk])
-    data = form_data(slug="greeter", name="Greeter", source=greeter.source.replace("\n", "\r\n"), config='{"version": "1.0.0"}')
+    data = form_data(
+        slug="greeter", name="Greeter", source=greeter.source.replace("\n", "\r\n"), config='{"version": "1.0.0"}'
+    )
     data["enabled"] = "on"
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -1,5 +1,6 @@
 """The small defects of the plugin admin and the CLI found by trying them as a new
 operator would (issue 9, item 8), each pinned by a test, and the plugin page's buttons."""
+
 from __future__ import annotations
 
 import argparse
@@ -208,7 +209,9 @@ def test_buttons_on_the_change_page(admin_client, greeter):
     assert 'id="plugin-deliveries-link"' in body
     assert 'id="plugin-revisions-link"' in body
     disable = reverse("admin:plugins_app_plugin_disable", args=[greeter.pk])
-    assert re.search(rf'<form method="post" action="{disable}"[^>]*><input type="hidden" name="csrfmiddlewaretoken"', body)
+    assert re.search(
+        rf'<form method="post" action="{disable}"[^>]*><input type="hidden" name="csrfmiddlewaretoken"', body
+    )
     assert 'id="plugin-resume-button"' not in body and 'id="plugin-enable-button"' not in body
 
 

@@ -1,4 +1,5 @@
 """Background actions through the outbox: inline after commit without Celery; on a real Celery worker with it."""
+
 from __future__ import annotations
 
 import base64
@@ -110,8 +111,11 @@ def test_background_binding_without_celery_runs_inline_after_a_real_commit(no_ce
     assert saved["note"]["id"] == note.pk and saved["note"]["created"] is True
     delivery = Delivery.objects.get()
     assert saved["meta"] == {
-        "signal": "post_save", "model": "demo.Note", "created": True,
-        "deliveryId": str(delivery.delivery_id), "attempt": 1,
+        "signal": "post_save",
+        "model": "demo.Note",
+        "created": True,
+        "deliveryId": str(delivery.delivery_id),
+        "attempt": 1,
     }
 
 

@@ -5,6 +5,7 @@ Real V8 through real sandbox processes. Everything recorded is written by the wr
 thread on its own connection, so these tests commit for real (``transaction=True``) and
 wait with ``calllog.flush()``, never with sleeps.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -120,7 +121,10 @@ def test_actions_and_filters_are_recorded_per_plugin(make_plugin, call_log):
     assert hooks.apply_filters("headline", "Hi") == "Hi!!"
     assert calllog.flush()
     assert sorted(CallRecord.objects.values_list("plugin__slug", "hook")) == [
-        ("a", "headline"), ("a", "sidebar"), ("b", "headline"), ("b", "sidebar"),
+        ("a", "headline"),
+        ("a", "sidebar"),
+        ("b", "headline"),
+        ("b", "sidebar"),
     ]
 
 
@@ -207,8 +211,13 @@ def test_caller_kinds(plugin, call_log, rf: RequestFactory):
     assert calllog.flush()
     kinds = {(r.hook, json.loads(r.args)[0]): r.caller for r in CallRecord.objects.all()}
     assert kinds == {
-        ("echo", 1): "python", ("echo", 2): "cli", ("echo", 3): "console", ("echo", 4): "cli",
-        ("sidebar", 5): "template", ("headline", "six"): "view", ("echo", 7): "my-cron",
+        ("echo", 1): "python",
+        ("echo", 2): "cli",
+        ("echo", 3): "console",
+        ("echo", 4): "cli",
+        ("sidebar", 5): "template",
+        ("headline", "six"): "view",
+        ("echo", 7): "my-cron",
     }
 
 

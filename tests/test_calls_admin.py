@@ -2,6 +2,7 @@
 a record's page (error, stack, logs, data, *Replay in console*), the plugin's *Health*
 page, its summary on the plugin page and the sparkline column, for a superuser and for
 view-only staff (who can see, never change)."""
+
 from __future__ import annotations
 
 import datetime
@@ -72,8 +73,15 @@ def plugin(make_plugin) -> Plugin:
 
 def record(plugin: Plugin, **fields) -> CallRecord:
     defaults = {
-        "plugin": plugin, "plugin_version": plugin.version, "hook": "greet", "started_at": timezone.now(),
-        "duration_ms": 1.5, "outcome": "ok", "args": '["Ada"]', "args_bytes": 7, "result": '{"hello":"Ada"}',
+        "plugin": plugin,
+        "plugin_version": plugin.version,
+        "hook": "greet",
+        "started_at": timezone.now(),
+        "duration_ms": 1.5,
+        "outcome": "ok",
+        "args": '["Ada"]',
+        "args_bytes": 7,
+        "result": '{"hello":"Ada"}',
         "result_bytes": 15,
     }
     return CallRecord.objects.create(**{**defaults, **fields})
@@ -81,18 +89,28 @@ def record(plugin: Plugin, **fields) -> CallRecord:
 
 def failure(plugin: Plugin, **fields) -> CallRecord:
     values = {
-        "hook": "fail", "outcome": "error", "error_class": "PluginScriptError",
+        "hook": "fail",
+        "outcome": "error",
+        "error_class": "PluginScriptError",
         "error_message": "plugin 'greeter2' threw RangeError: out of range: 7 at line 5, column 11",
-        "js_error_name": "RangeError", "js_message": "out of range: 7",
-        "js_stack": "RangeError: out of range: 7\n    at fail (plugin.js:5:11)", "line": 5, "column": 11,
-        "logs": [{"level": "info", "message": "before the failure"}], "args": "[7]", "args_bytes": 3,
-        "result": "", "result_bytes": 0,
+        "js_error_name": "RangeError",
+        "js_message": "out of range: 7",
+        "js_stack": "RangeError: out of range: 7\n    at fail (plugin.js:5:11)",
+        "line": 5,
+        "column": 11,
+        "logs": [{"level": "info", "message": "before the failure"}],
+        "args": "[7]",
+        "args_bytes": 3,
+        "result": "",
+        "result_bytes": 0,
     }
     return record(plugin, **{**values, **fields})
 
 
 def rows(response) -> set[int]:
-    return {int(pk) for pk in re.findall(r'href="/admin/plugins_app/callrecord/(\d+)/change/', response.content.decode())}
+    return {
+        int(pk) for pk in re.findall(r'href="/admin/plugins_app/callrecord/(\d+)/change/', response.content.decode())
+    }
 
 
 # -- the list ----------------------------------------------------------------------------------
@@ -140,7 +158,9 @@ def test_filters_and_search(plugin, make_plugin, admin_client):
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     tomorrow = today + datetime.timedelta(days=1)
     cases[urlencode({"started_at__gte": today.isoformat(), "started_at__lt": tomorrow.isoformat()})] = {
-        ok.pk, bad.pk, slow.pk,
+        ok.pk,
+        bad.pk,
+        slow.pk,
     }
     for query, expected in cases.items():
         response = admin_client.get(f"{reverse(LIST)}?{query}")
@@ -167,7 +187,7 @@ def test_a_failure_shows_its_error_stack_logs_and_arguments(plugin, admin_client
     assert "RangeError: out of range: 7 at line 5, column 11" in page
     assert "at fail (plugin.js:5:11)" in page
     assert "[info] before the failure" in page
-    assert "<pre class=\"call-text\">[\n  7\n]</pre>" in page
+    assert '<pre class="call-text">[\n  7\n]</pre>' in page
     assert 'name="_save"' not in page  # read-only for everyone, superusers too
 
 
@@ -244,16 +264,24 @@ def test_view_only_staff_can_see_but_not_change(plugin, viewer):
     assert page.status_code == 200 and "out of range: 7" in page.content.decode()
     assert viewer.post(url, {"hook": "changed"}).status_code == 403
     assert viewer.get(reverse("admin:plugins_app_callrecord_add")).status_code == 403
-    assert viewer.post(reverse("admin:plugins_app_callrecord_delete", args=[bad.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        viewer.post(reverse("admin:plugins_app_callrecord_delete", args=[bad.pk]), {"post": "yes"}).status_code == 403
+    )
     assert CallRecord.objects.get(pk=bad.pk).hook == "fail"
 
 
 @pytest.mark.django_db
 def test_superusers_cannot_change_records_either(plugin, admin_client):
     bad = failure(plugin)
-    assert admin_client.post(reverse("admin:plugins_app_callrecord_change", args=[bad.pk]), {"hook": "x"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:plugins_app_callrecord_change", args=[bad.pk]), {"hook": "x"}).status_code
+        == 403
+    )
     assert admin_client.get(reverse("admin:plugins_app_callrecord_add")).status_code == 403
-    assert admin_client.post(reverse("admin:plugins_app_callrecord_delete", args=[bad.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        admin_client.post(reverse("admin:plugins_app_callrecord_delete", args=[bad.pk]), {"post": "yes"}).status_code
+        == 403
+    )
     assert 'name="action"' not in admin_client.get(reverse(LIST)).content.decode()  # no bulk delete
 
 
@@ -271,12 +299,26 @@ def minutes(plugin: Plugin, now: datetime.datetime) -> None:
     """Aggregates: 10 calls (2 errors, 1 timeout) 5 minutes ago, 4 calls 3 hours ago."""
     this_minute = now.replace(second=0, microsecond=0)
     CallMinute.objects.create(
-        plugin=plugin, minute=this_minute - datetime.timedelta(minutes=5), calls=10, errors=2, timeouts=1,
-        duration_ms_sum=30.0, duration_ms_max=9.0, h2=4, h3=4, h5=2, last_called=now - datetime.timedelta(minutes=5),
+        plugin=plugin,
+        minute=this_minute - datetime.timedelta(minutes=5),
+        calls=10,
+        errors=2,
+        timeouts=1,
+        duration_ms_sum=30.0,
+        duration_ms_max=9.0,
+        h2=4,
+        h3=4,
+        h5=2,
+        last_called=now - datetime.timedelta(minutes=5),
     )
     CallMinute.objects.create(
-        plugin=plugin, minute=this_minute - datetime.timedelta(hours=3), calls=4, duration_ms_sum=4.0,
-        duration_ms_max=1.0, h2=4, last_called=now - datetime.timedelta(hours=3),
+        plugin=plugin,
+        minute=this_minute - datetime.timedelta(hours=3),
+        calls=4,
+        duration_ms_sum=4.0,
+        duration_ms_max=1.0,
+        h2=4,
+        last_called=now - datetime.timedelta(hours=3),
     )
     CallTotal.objects.create(plugin=plugin, calls=14, errors=2, last_called=now - datetime.timedelta(minutes=5))
 

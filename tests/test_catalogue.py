@@ -1,4 +1,5 @@
 """The hook catalogue: declarations, checks, undeclared calls, the admin page, save warnings."""
+
 from __future__ import annotations
 
 import logging
@@ -32,8 +33,13 @@ def ids(messages) -> list[str]:
 
 def test_declare_a_hook_and_read_it_back():
     with declaring():
-        spec = declare_hook("tCat1", kind="action", args=[NOTE, {"type": "string"}],
-                            returns={"type": "null"}, description="A note was saved.")
+        spec = declare_hook(
+            "tCat1",
+            kind="action",
+            args=[NOTE, {"type": "string"}],
+            returns={"type": "null"},
+            description="A note was saved.",
+        )
         assert isinstance(spec, HookSpec)
         assert spec.args == (("note", NOTE), ("arg2", {"type": "string"}))
         assert spec.arg_names == ("note", "arg2")
@@ -45,7 +51,9 @@ def test_declare_a_hook_and_read_it_back():
 
 def test_args_as_an_ordered_mapping_name_the_parameters():
     with declaring():
-        spec = declare_hook("tCat2", kind="filter", args=OrderedDict(text={"type": "string"}, count={"type": "integer"}))
+        spec = declare_hook(
+            "tCat2", kind="filter", args=OrderedDict(text={"type": "string"}, count={"type": "integer"})
+        )
         assert spec.arg_names == ("text", "count")
 
 
@@ -77,8 +85,10 @@ def test_redeclaring_the_same_spec_is_idempotent_a_different_one_is_an_error():
     [
         ({"kind": "hook"}, "kind must be one of action, filter, call"),
         ({"kind": "action", "args": [{"type": "strnig"}]}, "argument 1 .* is not a valid JSON Schema"),
-        ({"kind": "action", "args": [{"type": "object", "properties": {"a": {"minimum": "1"}}}]},
-         "not a valid JSON Schema.*properties/a/minimum"),
+        (
+            {"kind": "action", "args": [{"type": "object", "properties": {"a": {"minimum": "1"}}}]},
+            "not a valid JSON Schema.*properties/a/minimum",
+        ),
         ({"kind": "action", "args": ["string"]}, "must be a JSON Schema"),
         ({"kind": "action", "args": "note"}, "args must be a sequence"),
         ({"kind": "action", "args": {"my-note": {}}}, "'my-note' is not a JavaScript identifier"),
@@ -128,16 +138,30 @@ def test_the_app_and_the_demo_declare_the_hooks_they_call():
     declared = catalogue.hooks()
     # Every hook the demo calls: views (greet, summary, headline), the template (sidebar)
     # and the signal bindings of project/settings.py.
-    assert {"greet": "call", "summary": "call", "headline": "filter", "sidebar": "action",
-            "noteSaved": "action", "noteIndexed": "action"}.items() <= {n: s.kind for n, s in declared.items()}.items()
+    assert {
+        "greet": "call",
+        "summary": "call",
+        "headline": "filter",
+        "sidebar": "action",
+        "noteSaved": "action",
+        "noteIndexed": "action",
+    }.items() <= {n: s.kind for n, s in declared.items()}.items()
     template = (Path(__file__).resolve().parent.parent / "templates" / "demo" / "home.html").read_text()
     assert '{% plugin_hook "sidebar" %}' in template
 
 
 @pytest.mark.parametrize(
     "name, identifier, parameter",
-    [("noteSaved", True, True), ("$x_1", True, True), ("déjà", True, True), ("delete", True, False),
-     ("note-saved", False, False), ("1st", False, False), ("", False, False), ("a b", False, False)],
+    [
+        ("noteSaved", True, True),
+        ("$x_1", True, True),
+        ("déjà", True, True),
+        ("delete", True, False),
+        ("note-saved", False, False),
+        ("1st", False, False),
+        ("", False, False),
+        ("a b", False, False),
+    ],
 )
 def test_js_identifiers(name, identifier, parameter):
     assert catalogue.is_js_identifier(name) is identifier
@@ -218,12 +242,17 @@ def test_undeclared_hooks_can_be_an_error_or_ignored(settings, make_plugin, capl
 
 
 def test_save_warnings_suggest_the_declared_name_and_count_parameters():
-    with declaring({"name": "noteSaved", "kind": "action", "args": [NOTE]},
-                   {"name": "tCatTwo", "kind": "filter", "args": {"value": {}, "request": {}}}):
+    with declaring(
+        {"name": "noteSaved", "kind": "action", "args": [NOTE]},
+        {"name": "tCatTwo", "kind": "filter", "args": {"value": {}, "request": {}}},
+    ):
         warnings = catalogue.save_warnings(
             ["noteSavd", "tCatTwo", "helperOne", "helperTwo"], {"noteSavd": 1, "tCatTwo": 3}
         )
-        assert warnings[0] == "Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?"
+        assert (
+            warnings[0]
+            == "Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?"
+        )
         assert warnings[1].startswith("Hook 'tCatTwo' takes 3 parameters, but the site passes 2 (value, request)")
         assert "'helperOne', 'helperTwo' are not declared" in warnings[2]
         assert len(warnings) == 3
@@ -247,7 +276,13 @@ def test_validation_reports_each_hooks_arity_from_the_sandbox():
     plugin.full_clean()
     assert plugin.hooks == ["none", "two", "defaults", "rest", "arrow", "bound", "inherited"]
     assert plugin._hook_arity == {  # type: ignore[attr-defined]
-        "none": None, "two": 2, "defaults": 1, "rest": 0, "arrow": 1, "bound": 3, "inherited": 3,
+        "none": None,
+        "two": 2,
+        "defaults": 1,
+        "rest": 0,
+        "arrow": 1,
+        "bound": 3,
+        "inherited": 3,
     }
 
 
@@ -257,7 +292,10 @@ def test_plugins_install_prints_the_warnings_to_stderr(tmp_path):
     path.write_text("const plugin = { noteSavd(note, meta) {}, greet(name, extra) { return name; } };")
     code, out, err = run("install", str(path), "--slug", "typo")
     assert code == 0 and "Installed typo" in out
-    assert f"{path}: warning: Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?" in err
+    assert (
+        f"{path}: warning: Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?"
+        in err
+    )
     assert "Hook 'greet' takes 2 parameters, but the site passes 1 (name)" in err
     assert Plugin.objects.get(slug="typo").hooks == ["noteSavd", "greet"]  # saved all the same
     path.write_text("const plugin = { noteSaved(note, meta) {}, greet(name) { return name; } };")
@@ -274,7 +312,9 @@ def test_admin_save_shows_the_warnings(admin_client):
     response = admin_client.post(reverse("admin:plugins_app_plugin_add"), form_data(source=source), follow=True)
     assert response.status_code == 200 and Plugin.objects.filter(slug="new").exists()
     warnings = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
-    assert warnings == ["New: Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?"]
+    assert warnings == [
+        "New: Hook 'noteSavd' is not declared by this site, so nothing calls it: did you mean 'noteSaved'?"
+    ]
     assert "did you mean" in response.content.decode()
 
 
@@ -284,24 +324,31 @@ def test_admin_catalogue_page_lists_declared_hooks_implementers_and_undeclared_h
     make_plugin("const plugin = { noteSavd(n) {}, sidebar() { return 'x'; } };", slug="typo", enabled=False)
     changelist = admin_client.get(reverse("admin:plugins_app_plugin_changelist")).content.decode()
     assert f'href="{reverse(CATALOGUE)}" id="plugin-catalogue-link"' in changelist
-    with declaring({"name": "tCatPage", "kind": "filter", "args": {"title": {"type": "string"}},
-                    "returns": {"type": ["string", "null"]}, "description": "Rewrites <titles>."}):
+    with declaring(
+        {
+            "name": "tCatPage",
+            "kind": "filter",
+            "args": {"title": {"type": "string"}},
+            "returns": {"type": ["string", "null"]},
+            "description": "Rewrites <titles>.",
+        }
+    ):
         response = admin_client.get(reverse(CATALOGUE))
     assert response.status_code == 200
     page = response.content.decode()
-    declared = page[page.index('id="hook-catalogue-declared"'):page.index('id="hook-catalogue-undeclared"')]
-    undeclared = page[page.index('id="hook-catalogue-undeclared"'):]
+    declared = page[page.index('id="hook-catalogue-declared"') : page.index('id="hook-catalogue-undeclared"')]
+    undeclared = page[page.index('id="hook-catalogue-undeclared"') :]
     assert "<code>onRequest</code>" in declared and "plugins_app.app_hooks" in declared
-    row = declared[declared.index('id="hook-tcatpage"'):]
-    row = row[:row.index("</tr>")]
+    row = declared[declared.index('id="hook-tcatpage"') :]
+    row = row[: row.index("</tr>")]
     assert "filter" in row and "<code>title</code>: string" in row and "string | null" in row
     assert "Rewrites &lt;titles&gt;." in row
-    greet = declared[declared.index('id="hook-greet"'):]
-    greet = greet[:greet.index("</tr>")]
+    greet = declared[declared.index('id="hook-greet"') :]
+    greet = greet[: greet.index("</tr>")]
     greeter_url = reverse("admin:plugins_app_plugin_change", args=[Plugin.objects.get(slug="greeter").pk])
     assert f'href="{greeter_url}"' in greet and ">greeter</a>" in greet
-    sidebar = declared[declared.index('id="hook-sidebar"'):]
-    assert 'class="plugin-disabled" title="disabled">typo</a>' in sidebar[:sidebar.index("</tr>")]
+    sidebar = declared[declared.index('id="hook-sidebar"') :]
+    assert 'class="plugin-disabled" title="disabled">typo</a>' in sidebar[: sidebar.index("</tr>")]
     assert "<code>noteSavd</code>" in undeclared and "<code>noteSaved</code>" in undeclared  # did you mean
     assert "<code>farewell</code>" in undeclared and "<code>greet</code>" not in undeclared
 

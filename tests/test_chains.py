@@ -3,6 +3,7 @@ lines travel with the next frame instead of a round trip each (worker.buffer_log
 
 Every test runs real V8 in real sandbox processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,7 +82,9 @@ def test_an_action_chain_gives_every_plugin_the_same_arguments(make_plugin, one_
     make_plugin("const plugin = { act(x) { return x + 1; } };", slug="c", priority=3)
     results = hooks.do_action("act", 20)
     assert [(r.slug, r.value, type(r.error).__name__ if r.error else None) for r in results] == [
-        ("a", 40, None), ("b", None, "PluginScriptError"), ("c", 21, None),
+        ("a", 40, None),
+        ("b", None, "PluginScriptError"),
+        ("c", 21, None),
     ]
 
 
@@ -106,8 +109,11 @@ def test_a_cold_plugin_in_the_middle_of_a_chain_is_loaded_there(make_plugin, one
 
 def test_a_plugin_whose_source_no_longer_loads_fails_alone(make_plugin, one_sandbox):
     make_plugin(FILTER.format(slug="a"), slug="a", priority=1)
-    broken = make_plugin("const plugin = { title(v) { return v + '!'; } }; if (config.boom) { throw new Error('load'); }",
-                         slug="b", priority=2)
+    broken = make_plugin(
+        "const plugin = { title(v) { return v + '!'; } }; if (config.boom) { throw new Error('load'); }",
+        slug="b",
+        priority=2,
+    )
     make_plugin(FILTER.format(slug="c"), slug="c", priority=3)
     Plugin.objects.filter(pk=broken.pk).update(config={"boom": True}, fingerprint="changed")
     errors: list = []
@@ -117,8 +123,9 @@ def test_a_plugin_whose_source_no_longer_loads_fails_alone(make_plugin, one_sand
 
 def test_the_sandbox_dying_mid_chain_fails_that_plugin_and_runs_the_rest_once(make_plugin, one_sandbox):
     make_plugin("const plugin = { act() { storage.incr('runs'); return 'a'; } };", slug="a", priority=1)
-    make_plugin("const plugin = { act() { storage.incr('runs'); storage.get('kill me'); return 'b'; } };",
-                slug="b", priority=2)
+    make_plugin(
+        "const plugin = { act() { storage.incr('runs'); storage.get('kill me'); return 'b'; } };", slug="b", priority=2
+    )
     make_plugin("const plugin = { act() { storage.incr('runs'); return 'c'; } };", slug="c", priority=3)
     killed = []
     from plugins_app.host_api import HostContext
@@ -138,7 +145,9 @@ def test_the_sandbox_dying_mid_chain_fails_that_plugin_and_runs_the_rest_once(ma
     finally:
         HostContext.handle = handle
     assert [(r.slug, r.value, type(r.error)) for r in results] == [
-        ("a", "a", type(None)), ("b", None, PluginCrashed), ("c", "c", type(None)),
+        ("a", "a", type(None)),
+        ("b", None, PluginCrashed),
+        ("c", "c", type(None)),
     ]
     runs = dict(StorageItem.objects.values_list("plugin__slug", "number"))
     assert runs == {"a": 1, "b": 1, "c": 1}
@@ -210,8 +219,9 @@ def _steps(calls):
         return lambda name, args: calls.append((slug, name)) or '{"ok":null}'
 
     return [
-        pool.Invocation(slug=s, key=s, hook="h", args_json="[]", timeout=1.0, memory_mb=32, spec_loader=dict,
-                        host=host_of(s))
+        pool.Invocation(
+            slug=s, key=s, hook="h", args_json="[]", timeout=1.0, memory_mb=32, spec_loader=dict, host=host_of(s)
+        )
         for s in ("a", "b")
     ]
 
@@ -291,8 +301,11 @@ def test_log_lines_of_a_call_that_times_out_are_kept(make_plugin, one_sandbox):
 
 def test_log_lines_past_the_cap_are_counted_not_sent(make_plugin, one_sandbox, settings):
     settings.PLUGINS_APP = {"POOL_SIZE": 1, "MAX_LOG_LINES": 3, "MAX_LOG_LINE_CHARS": 5, "CALL_LOG_SAMPLE_RATE": 1.0}
-    make_plugin("const plugin = { h() { for (let i = 0; i < 5000; i++) log('line ' + i); return 1; } };", slug="lg",
-                timeout_ms=10_000)
+    make_plugin(
+        "const plugin = { h() { for (let i = 0; i < 5000; i++) log('line ' + i); return 1; } };",
+        slug="lg",
+        timeout_ms=10_000,
+    )
     result = hooks.run("lg", "h")
     assert [line.message for line in result.logs] == ["line …", "line …", "line …"]
     from plugins_app import calllog
@@ -368,7 +381,9 @@ def test_a_spec_sent_for_another_plugin_than_the_call_is_a_protocol_violation(ma
     worker = pool.get_pool().checkout(None, 1.0)
     try:
         spec = {"key": "other@1:x", "slug": "other", "source": "const plugin = {};", "config": "{}", "memory_mb": 16}
-        worker.send({"op": "call", "id": "c", "mode": "call", "steps": [["a@1:y", "h", 1.0]], "args": "[]", "spec": spec})
+        worker.send(
+            {"op": "call", "id": "c", "mode": "call", "steps": [["a@1:y", "h", 1.0]], "args": "[]", "spec": spec}
+        )
         with pytest.raises(pool._StepFailed) as failed:
             pool._serve(worker, "c", _steps([])[:1], [None])
         assert isinstance(failed.value.error, PluginCrashed)

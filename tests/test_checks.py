@@ -1,4 +1,5 @@
 """System checks of plugins_app."""
+
 from __future__ import annotations
 
 import pytest
@@ -51,5 +52,7 @@ def test_relation_to_unexposed_model_warns_and_secret_in_registry_errors():
         from django.contrib.auth.models import User
 
         # A registry edited by hand (not through expose()) is still caught.
-        _registry["auth.user"] = Exposure("auth.User", User, frozenset({"password"}), frozenset(), frozenset(), frozenset())
+        _registry["auth.user"] = Exposure(
+            "auth.User", User, frozenset({"password"}), frozenset(), frozenset(), frozenset()
+        )
         assert "plugins_app.E010" in ids(checks.check_exposures())

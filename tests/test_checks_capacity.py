@@ -1,6 +1,7 @@
 """System check E006 (plugins_app/checks.py): warm runtimes, the standby runtime and one
 call must fit under a worker's data limit; and the capacity model in
 plugins_app/sandbox/snapshot.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -89,7 +90,9 @@ def test_exactly_at_the_limit_passes() -> None:
         assert len(e006()) == 1
 
 
-@pytest.mark.parametrize("bad", [{"WARM_RUNTIMES_PER_WORKER": "12"}, {"MAX_MEMORY_MB": 0}, {"WORKER_DATA_LIMIT_MB": True}])
+@pytest.mark.parametrize(
+    "bad", [{"WARM_RUNTIMES_PER_WORKER": "12"}, {"MAX_MEMORY_MB": 0}, {"WORKER_DATA_LIMIT_MB": True}]
+)
 def test_invalid_values_are_e003_not_e006(bad: dict[str, object]) -> None:
     with override_settings(PLUGINS_APP=bad):
         found = {m.id for m in checks.check_settings()}

@@ -1,4 +1,5 @@
 """`manage.py plugins` as operators script it."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from django.core.management import CommandError, call_command
 
 from plugins_app.models import Plugin
 
-from .conftest import GREETER
 from .cli import run
+from .conftest import GREETER
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ def greeter_file(tmp_path: Path) -> Path:
 
 @pytest.mark.django_db
 def test_install_and_call_the_greeter(greeter_file):
-    code, out, _ = run("install", str(greeter_file), "--slug", "greeter", "--config", '{"version": "1.0.0"}', "--enable")
+    code, out, _ = run(
+        "install", str(greeter_file), "--slug", "greeter", "--config", '{"version": "1.0.0"}', "--enable"
+    )
     assert code == 0 and "Installed greeter version 1" in out
     code, out, err = run("call", "greeter", "greet", '"World"')
     assert code == 0
@@ -46,7 +49,18 @@ def test_call_arguments_are_json(greeter_file, tmp_path):
 @pytest.mark.django_db
 def test_reinstall_saves_a_new_version(greeter_file):
     run("install", str(greeter_file), "--slug", "greeter", "--config", '{"version": "1"}')
-    code, out, _ = run("install", str(greeter_file), "--slug", "greeter", "--config", '{"version": "2"}', "--timeout-ms", "500", "--memory-mb", "32")
+    code, out, _ = run(
+        "install",
+        str(greeter_file),
+        "--slug",
+        "greeter",
+        "--config",
+        '{"version": "2"}',
+        "--timeout-ms",
+        "500",
+        "--memory-mb",
+        "32",
+    )
     assert code == 0 and "Updated greeter version 2" in out
     plugin = Plugin.objects.get(slug="greeter")
     assert (plugin.config, plugin.timeout_ms, plugin.memory_limit_mb) == ({"version": "2"}, 500, 32)
@@ -113,5 +127,7 @@ def test_install_with_config_schema(greeter_file):
     code, _, err = run("install", str(greeter_file), "--slug", "g", "--config", "{}", "--config-schema", schema)
     assert code == 1 and "'version' is a required property" in err
     assert not Plugin.objects.exists()
-    code, _, _ = run("install", str(greeter_file), "--slug", "g", "--config", '{"version": "1"}', "--config-schema", schema)
+    code, _, _ = run(
+        "install", str(greeter_file), "--slug", "g", "--config", '{"version": "1"}', "--config-schema", schema
+    )
     assert code == 0 and Plugin.objects.get(slug="g").config_schema == {"type": "object", "required": ["version"]}

@@ -2,6 +2,7 @@
 every write, real runs keep them, the circuit breaker never sees console calls, drafts
 run the draft's code (validated first, errors with line and column), permissions, the
 replay link's parameters, and the old "Call a hook" URL."""
+
 from __future__ import annotations
 
 import html
@@ -165,21 +166,34 @@ def test_a_disabled_plugin_runs_in_the_console(admin_client, make_plugin):
 def test_a_draft_runs_the_drafts_code_and_config_and_leaves_the_saved_plugin_alone(admin_client, greeter):
     draft_source = GREETER.replace("Hello", "Howdy") + "\nplugin.extra = () => 'only in the draft';\n"
     response = post_run(
-        admin_client, greeter, "greet", ["Ada"], target="draft", source=draft_source.replace("\n", "\r\n"),
-        config='{"version": "2.0-draft"}', config_schema="",
+        admin_client,
+        greeter,
+        "greet",
+        ["Ada"],
+        target="draft",
+        source=draft_source.replace("\n", "\r\n"),
+        config='{"version": "2.0-draft"}',
+        config_schema="",
     )
     outcome = response.context["outcome"]
     assert outcome.draft and outcome.value == "Howdy, Ada! App version: 2.0-draft", outcome.error
-    assert post_run(admin_client, greeter, "extra", [], target="draft", source=draft_source, config="{}").context[
-        "outcome"
-    ].value == "only in the draft"
+    assert (
+        post_run(admin_client, greeter, "extra", [], target="draft", source=draft_source, config="{}")
+        .context["outcome"]
+        .value
+        == "only in the draft"
+    )
     # The saved plugin and its warm runtime are untouched: site calls run the saved code.
     greeter.refresh_from_db()
     assert greeter.source == GREETER and greeter.version == 1 and greeter.hooks == ["greet", "farewell"]
     assert hooks.call("greeter", "greet", "Ada") == "Hello, Ada! App version: 1.0.0"
-    assert post_run(admin_client, greeter, "greet", ["Ada"]).context["outcome"].value == "Hello, Ada! App version: 1.0.0"
+    assert (
+        post_run(admin_client, greeter, "greet", ["Ada"]).context["outcome"].value == "Hello, Ada! App version: 1.0.0"
+    )
     # A real run of the saved version (the live runtime) after a draft: still the saved code.
-    assert post_run(admin_client, greeter, "greet", ["Bo"], mode="real").context["outcome"].value.startswith("Hello, Bo")
+    assert (
+        post_run(admin_client, greeter, "greet", ["Bo"], mode="real").context["outcome"].value.startswith("Hello, Bo")
+    )
 
 
 def test_a_draft_with_a_syntax_error_is_not_run_and_says_where(admin_client, greeter):
@@ -214,7 +228,9 @@ def test_errors_at_run_time_give_line_and_column(admin_client, make_plugin):
     assert 'data-error-line="3"' in editor and "TypeError" in editor
     # Not when the draft shown is other code than what ran.
     data = {"hook": "nope", "args": "[{}]", "mode": "dry", "target": "saved", "source": "// other\n", "config": "{}"}
-    (editor,) = re.findall(r'<textarea[^>]*name="source"[^>]*>', admin_client.post(console_url(plugin), data).content.decode())
+    (editor,) = re.findall(
+        r'<textarea[^>]*name="source"[^>]*>', admin_client.post(console_url(plugin), data).content.decode()
+    )
     assert "data-error-line" not in editor
 
 
@@ -223,18 +239,34 @@ def test_run_draft_from_the_change_form_shows_the_unsaved_source(admin_client, g
     edited = GREETER.replace("Goodbye", "See you")
     response = admin_client.post(
         console_url(greeter),
-        {"_console_draft": "1", "name": "Greeter", "slug": "greeter", "source": edited, "config": '{"version": "3"}',
-         "config_schema": "", "grants-TOTAL_FORMS": "0"},
+        {
+            "_console_draft": "1",
+            "name": "Greeter",
+            "slug": "greeter",
+            "source": edited,
+            "config": '{"version": "3"}',
+            "config_schema": "",
+            "grants-TOTAL_FORMS": "0",
+        },
     )
     body = response.content.decode()
     assert response.status_code == 200
     form = response.context["form"]
     assert form["target"].value() == "draft" and form["source"].value() == edited
     assert "The draft validates; its hooks: greet, farewell" in body
-    data = {"hook": "farewell", "args": '["Ada"]', "mode": "dry", "target": "draft", "source": edited, "config": '{"version": "3"}'}
+    data = {
+        "hook": "farewell",
+        "args": '["Ada"]',
+        "mode": "dry",
+        "target": "draft",
+        "source": edited,
+        "config": '{"version": "3"}',
+    }
     assert admin_client.post(console_url(greeter), data).context["outcome"].value == "See you, Ada!"
     # A draft with an error is shown with it (and its line) straight away.
-    response = admin_client.post(console_url(greeter), {"_console_draft": "1", "source": "const plugin = {", "config": "{}"})
+    response = admin_client.post(
+        console_url(greeter), {"_console_draft": "1", "source": "const plugin = {", "config": "{}"}
+    )
     assert response.context["error"].field == "source" and response.context["error"].line == 1
 
 
@@ -315,7 +347,9 @@ def test_the_old_call_a_hook_url_redirects_to_the_console(admin_client, greeter)
 def test_bad_arguments_are_a_form_error(admin_client, greeter):
     response = post_run(admin_client, greeter, "greet", [])
     assert response.context["outcome"].ok  # no arguments is fine (name is undefined)
-    response = admin_client.post(console_url(greeter), {"hook": "greet", "args": "{oops", "mode": "dry", "target": "saved"})
+    response = admin_client.post(
+        console_url(greeter), {"hook": "greet", "args": "{oops", "mode": "dry", "target": "saved"}
+    )
     assert response.context["outcome"] is None and "Not valid JSON" in " ".join(response.context["form"].errors["args"])
 
 

@@ -4,6 +4,7 @@ Every attack must end as a PluginDataError for the Python caller, or as a catcha
 error with a precise name and message inside the plugin; never as a RecursionError,
 UnicodeError or database error, and never with a traceback in the log.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,8 +73,13 @@ def author(db) -> User:
 
 @pytest.fixture
 def notes(plugin, author):
-    g = PluginGrant(plugin=plugin, model="demo.Note", read=["id", "title", "author"], create=["author", "title", "body"],
-                    update=["title", "body"])
+    g = PluginGrant(
+        plugin=plugin,
+        model="demo.Note",
+        read=["id", "title", "author"],
+        create=["author", "title", "body"],
+        update=["title", "body"],
+    )
     g.full_clean()
     g.save()
     return author
@@ -270,7 +276,10 @@ def test_nul_from_a_pre_save_filter_is_refused(make_plugin, author, caplog):
 def test_duplicate_from_a_pre_save_filter_is_refused_not_an_integrity_error(make_plugin, author, caplog):
     # A unique field written by a filter: validated like any other value.
     make_plugin("const plugin = { same(user) { return { ...user, username: 'ada' }; } };", slug="same")
-    with exposing(("auth.User", {"read": ["id", "username"], "write": ["username"]})), bound("pre_save", "same", sender=User):
+    with (
+        exposing(("auth.User", {"read": ["id", "username"], "write": ["username"]})),
+        bound("pre_save", "same", sender=User),
+    ):
         with caplog.at_level(logging.WARNING, logger="plugins_app.signals"):
             other = User.objects.create_user("bob", password="x" * 12)
     assert User.objects.get(pk=other.pk).username == "bob"
@@ -294,7 +303,9 @@ def reply(name: str, args_json: str) -> dict:
 def test_host_handler_refuses_deep_arguments(n, caplog):
     with caplog.at_level(logging.DEBUG):
         answer = reply("storage.get", "[" * n + "]" * n)
-    assert answer == {"error": {"name": "RangeError", "message": "host call arguments are nested deeper than 128 levels"}}
+    assert answer == {
+        "error": {"name": "RangeError", "message": "host call arguments are nested deeper than 128 levels"}
+    }
     no_tracebacks(caplog)
 
 

@@ -1,5 +1,6 @@
 """The Deliveries admin: list, filters, search, the read-only detail page, *Retry now* and
 *Discard*, permissions, and the failed-delivery count and link on the plugin pages."""
+
 from __future__ import annotations
 
 import datetime
@@ -66,7 +67,15 @@ def test_list_shows_columns_and_state_badges(admin_client, worker, other):
     assert response.status_code == 200
     headers = [str(h["text"]).lower() for h in result_headers(response.context["cl"])]
     for column in (
-        "created at", "plugin", "hook", "mode", "state", "attempts", "next attempt", "delivered at", "plugin version",
+        "created at",
+        "plugin",
+        "hook",
+        "mode",
+        "state",
+        "attempts",
+        "next attempt",
+        "delivered at",
+        "plugin version",
         "last error",
     ):
         assert column in headers, headers
@@ -124,7 +133,9 @@ def test_detail_page_is_read_only_with_payload_error_and_stack(admin_client, wor
     assert payload is not None
     assert json.loads(html.unescape(payload.group(1))) == {"args": [{"n": 42}], "meta": {"source": "test"}}
     assert "\n  &quot;args&quot;: [" in body  # indented
-    assert '<pre class="delivery-text delivery-error">PluginScriptError: plugin &#x27;worker&#x27; threw TypeError' in body
+    assert (
+        '<pre class="delivery-text delivery-error">PluginScriptError: plugin &#x27;worker&#x27; threw TypeError' in body
+    )
     stack = re.search(r'<pre class="delivery-text">(TypeError: failing on purpose.*?)</pre>', body, re.S)
     assert stack is not None and "\n    at Object.work (worker.js:4:" in stack.group(1)
     assert str(bad.delivery_id) in body
@@ -206,7 +217,9 @@ def test_discard_stops_pending_and_failed_rows_only(admin_client, worker, other)
     waiting, bad, done = add(other), failed(worker), add(other)
     Delivery.objects.filter(pk=done.pk).update(state=Delivery.State.DELIVERED)
     response = act(admin_client, "discard", waiting, bad, done)
-    assert messages_of(response) == ["Discarded 2 deliveries. 1 left alone (delivered, in progress or already discarded)."]
+    assert messages_of(response) == [
+        "Discarded 2 deliveries. 1 left alone (delivered, in progress or already discarded)."
+    ]
     assert [reload(r).state for r in (waiting, bad, done)] == ["discarded", "discarded", "delivered"]
     assert LogEntry.objects.filter(object_id__in=[str(waiting.pk), str(bad.pk)]).count() == 2
     assert not LogEntry.objects.filter(object_id=str(done.pk)).exists()

@@ -1,5 +1,6 @@
 """`manage.py plugins deliveries / deliver / prune`, including `deliver --loop` as a real
 process stopped by a signal, and concurrent drainers that never deliver a row twice."""
+
 from __future__ import annotations
 
 import datetime
@@ -46,11 +47,39 @@ def test_deliveries_lists_newest_first_with_one_line_errors(worker, other):
     code, out, err = run("deliveries")
     assert (code, err) == (0, "")
     header, first, second = out.splitlines()
-    assert header.split() == ["ID", "CREATED", "PLUGIN", "HOOK", "STATE", "ATTEMPTS", "NEXT", "ATTEMPT", "LAST", "ERROR"]
-    assert first.split()[:6] == [str(waiting.delivery_id), waiting.created_at.isoformat(timespec="seconds"), "other", "other", "pending", "0"]
+    assert header.split() == [
+        "ID",
+        "CREATED",
+        "PLUGIN",
+        "HOOK",
+        "STATE",
+        "ATTEMPTS",
+        "NEXT",
+        "ATTEMPT",
+        "LAST",
+        "ERROR",
+    ]
+    assert first.split()[:6] == [
+        str(waiting.delivery_id),
+        waiting.created_at.isoformat(timespec="seconds"),
+        "other",
+        "other",
+        "pending",
+        "0",
+    ]
     assert first.split()[6] == waiting.next_attempt_at.isoformat(timespec="seconds")
-    assert second.split()[:7] == [str(bad.delivery_id), bad.created_at.isoformat(timespec="seconds"), "worker", "work", "failed", "1", "-"]
-    assert second.endswith("PluginScriptError: plugin 'worker' threw TypeError: failing on purpose: 3 at line 4, column 28")
+    assert second.split()[:7] == [
+        str(bad.delivery_id),
+        bad.created_at.isoformat(timespec="seconds"),
+        "worker",
+        "work",
+        "failed",
+        "1",
+        "-",
+    ]
+    assert second.endswith(
+        "PluginScriptError: plugin 'worker' threw TypeError: failing on purpose: 3 at line 4, column 28"
+    )
 
 
 @pytest.mark.django_db
@@ -108,7 +137,11 @@ def test_deliver_retry_failed_gives_failed_rows_new_attempts_but_not_discarded_o
     Delivery.objects.filter(pk=second.pk).update(state=Delivery.State.DISCARDED)
     set_fail(worker, False)
     assert run("deliver") == (0, "Delivered 0, retrying 0, failed 0.\n", "")
-    assert run("deliver", "--retry-failed") == (0, "1 failed delivery is due again.\nDelivered 1, retrying 0, failed 0.\n", "")
+    assert run("deliver", "--retry-failed") == (
+        0,
+        "1 failed delivery is due again.\nDelivered 1, retrying 0, failed 0.\n",
+        "",
+    )
     done = reload(first)
     assert (done.state, done.attempts, done.plugin_version) == ("delivered", 1, worker.version)
     assert reload(second).state == "discarded" and runs(worker, second) == 0
@@ -128,9 +161,18 @@ def test_deliver_options_are_checked():
 @pytest.mark.django_db
 def test_prune_deletes_by_state_and_age_per_retention_settings(other, settings):
     settings.PLUGINS_APP = {**settings.PLUGINS_APP, "DELIVERY_RETENTION_DAYS": 2, "DELIVERY_FAILED_RETENTION_DAYS": 10}
-    rows = {name: add(other) for name in ("old_done", "new_done", "old_failed", "mid_failed", "old_discarded", "old_pending")}
-    states = {"old_done": "delivered", "new_done": "delivered", "old_failed": "failed", "mid_failed": "failed",
-              "old_discarded": "discarded", "old_pending": "pending"}
+    rows = {
+        name: add(other)
+        for name in ("old_done", "new_done", "old_failed", "mid_failed", "old_discarded", "old_pending")
+    }
+    states = {
+        "old_done": "delivered",
+        "new_done": "delivered",
+        "old_failed": "failed",
+        "mid_failed": "failed",
+        "old_discarded": "discarded",
+        "old_pending": "pending",
+    }
     for name, state in states.items():
         Delivery.objects.filter(pk=rows[name].pk).update(state=state)
     age([rows["old_done"], rows["mid_failed"]], days=3)
@@ -168,11 +210,17 @@ def start_loop(log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "manage.py", "plugins", "deliver", "--loop", "--interval", "0.2"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
 
 
-def wait_for_state(proc: subprocess.Popen, log_path: Path, row: Delivery, states: set[str], timeout: float = 60) -> None:
+def wait_for_state(
+    proc: subprocess.Popen, log_path: Path, row: Delivery, states: set[str], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while reload(row).state not in states:
         if proc.poll() is not None:
@@ -197,7 +245,9 @@ def stop(proc: subprocess.Popen, sig: int, log_path: Path) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        pytest.fail(f"deliver --loop did not stop on {signal.Signals(sig).name}:\n{log_path.read_text()}", pytrace=False)
+        pytest.fail(
+            f"deliver --loop did not stop on {signal.Signals(sig).name}:\n{log_path.read_text()}", pytrace=False
+        )
     return log_path.read_text()
 
 
@@ -271,10 +321,13 @@ def test_concurrent_drainers_never_deliver_a_row_twice(make_plugin):
 
 
 def test_tally_counts_outcomes_by_state():
-    attempts = [outbox.Attempt("a", "delivered"), outbox.Attempt("b", "pending"), outbox.Attempt("c", "failed"),
-                outbox.Attempt("d", "skipped"), outbox.Attempt("e", "delivered")]
+    attempts = [
+        outbox.Attempt("a", "delivered"),
+        outbox.Attempt("b", "pending"),
+        outbox.Attempt("c", "failed"),
+        outbox.Attempt("d", "skipped"),
+        outbox.Attempt("e", "delivered"),
+    ]
     tally = deliveries.tally(attempts)
     assert (tally.delivered, tally.retrying, tally.failed, tally.skipped, tally.attempted) == (2, 1, 1, 1, 4)
-    assert tally.text() == (
-        "delivered 2, retrying 1, failed 1, skipped 1 (taken by another drainer or no longer due)"
-    )
+    assert tally.text() == ("delivered 2, retrying 1, failed 1, skipped 1 (taken by another drainer or no longer due)")

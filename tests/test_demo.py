@@ -1,4 +1,5 @@
 """The demo site calls the greeter in its request handler, also under a threaded server."""
+
 from __future__ import annotations
 
 import hashlib

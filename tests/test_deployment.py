@@ -7,6 +7,7 @@ The two substitutions made to run them here are explicit (``LOCAL``): a free por
 of 8000, a temporary directory instead of /var/lib/plugins-app. The install commands are
 run by CI (``.ci/run``).
 """
+
 from __future__ import annotations
 
 import http.client
@@ -34,14 +35,14 @@ CI = REPO / ".ci" / "run"
 BIN = str(Path(sys.executable).parent)
 
 INSTALL_COMMANDS = [  # run by .ci/run, as written
-    'python3.11 -m venv .venv && . .venv/bin/activate',
+    "python3.11 -m venv .venv && . .venv/bin/activate",
     'pip install -e ".[deploy]"',
 ]
 GUIDE_COMMANDS = {
     "migrate": "python manage.py migrate --noinput",
     "collectstatic": "python manage.py collectstatic --noinput",
     "check": "python manage.py check --deploy",
-    "install": "python manage.py plugins install project/demo/plugins/greeter.js --slug greeter --config '{\"version\": \"1.0.0\"}' --enable",
+    "install": 'python manage.py plugins install project/demo/plugins/greeter.js --slug greeter --config \'{"version": "1.0.0"}\' --enable',
     "gunicorn": "gunicorn project.wsgi --bind 127.0.0.1:8000 --workers 2 --threads 2 --timeout 60 --access-logfile - --error-logfile -",
     "worker": "celery -A project worker --loglevel INFO --concurrency 2",
     "beat": "celery -A project beat --loglevel INFO --schedule /var/lib/plugins-app/celerybeat-schedule",
@@ -109,18 +110,29 @@ class Site:
             text = text.replace(old, new)
         return text
 
-    def run(self, name: str, *, env: dict[str, str] | None = None, timeout: float = 120, **replace: str) -> subprocess.CompletedProcess:
+    def run(
+        self, name: str, *, env: dict[str, str] | None = None, timeout: float = 120, **replace: str
+    ) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            ["bash", "-c", self.command(name, **replace)], cwd=REPO, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            ["bash", "-c", self.command(name, **replace)],
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return result
 
     def start(self, name: str, *, env: dict[str, str] | None = None) -> subprocess.Popen:
         log = tempfile.NamedTemporaryFile(prefix=f"plugins-app-{name}-", suffix=".log", delete=False)
         proc = subprocess.Popen(
-            ["bash", "-c", "exec " + self.command(name)], cwd=REPO, env={**self.env, **(env or {})},
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            ["bash", "-c", "exec " + self.command(name)],
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         self.processes.append(proc)
@@ -172,8 +184,12 @@ class Site:
             "        Note.objects.create(author=author, title=f'note {i}')\n"
         )
         result = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c", script], cwd=REPO, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=120,
+            [sys.executable, "manage.py", "shell", "-c", script],
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         return result
@@ -198,7 +214,9 @@ def site() -> Iterator[Site]:
     require_redis()
     s = django_settings.DATABASES["default"]
     server = {
-        "host": s.get("HOST") or "localhost", "port": s.get("PORT") or 5432, "user": s.get("USER") or None,
+        "host": s.get("HOST") or "localhost",
+        "port": s.get("PORT") or 5432,
+        "user": s.get("USER") or None,
         "password": s.get("PASSWORD") or None,
     }
     admin = psycopg.connect(dbname="postgres", autocommit=True, **server)
@@ -209,7 +227,8 @@ def site() -> Iterator[Site]:
         auth += ":" + server["password"]
     state_dir = Path(tempfile.mkdtemp(prefix="plugins-app-state-"))
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("CELERY_", "PLUGINS_", "DJANGO_", "SECURE_", "DATABASE_URL", "DEBUG", "HTTPS"))
     }
     env.update(
@@ -250,7 +269,7 @@ def plugins(site: Site) -> Site:
     greeter = site.run("install")
     assert greeter.returncode == 0, greeter.stderr
     activity = site.run(
-        "install", **{"greeter.js --slug greeter": "activity.js --slug activity", "'{\"version\": \"1.0.0\"}'": "'{}'"}
+        "install", **{"greeter.js --slug greeter": "activity.js --slug activity", '\'{"version": "1.0.0"}\'': "'{}'"}
     )
     assert activity.returncode == 0, activity.stderr
     return site
@@ -305,7 +324,12 @@ def test_web_workers_and_beat_serve_deliver_and_survive_faults(plugins):
     # A note saved by the web side: the after-commit hook runs there, the background one
     # on the worker.
     site.save_notes(5)
-    wait_for(lambda: site.states() == {"delivered": before + 10}, 30, "deliveries", lambda: f"{site.states()}\n{site.output(worker)}")
+    wait_for(
+        lambda: site.states() == {"delivered": before + 10},
+        30,
+        "deliveries",
+        lambda: f"{site.states()}\n{site.output(worker)}",
+    )
     assert "Task plugins_app.deliver[" in site.output(worker)
     page = site.get()[1]
     saves = site.query("SELECT number FROM plugins_app_storageitem WHERE key = 'saves'")[0][0]
@@ -326,7 +350,9 @@ def test_web_workers_and_beat_serve_deliver_and_survive_faults(plugins):
     assert "could not send 1 background deliveries to Celery" in down.stderr, down.stderr
     assert "WARNING plugins_app.outbox" in down.stderr
     took = wait_for(
-        lambda: site.states() == {"delivered": before + 16}, 30, "the drain after the broker failure",
+        lambda: site.states() == {"delivered": before + 16},
+        30,
+        "the drain after the broker failure",
         lambda: f"{site.states()}\n{site.output(worker)}\n{site.output(beat)}",
     )
     print(f"a save with the broker down took {send_failed_after:.1f} s; drained {took:.1f} s later")
@@ -352,7 +378,9 @@ def test_web_workers_and_beat_serve_deliver_and_survive_faults(plugins):
     assert "OperationalError" in log
 
     site.save_notes(1)  # and deliveries work again, on the worker too
-    wait_for(lambda: site.states() == {"delivered": before + 18}, 30, "deliveries after the blip", lambda: str(site.states()))
+    wait_for(
+        lambda: site.states() == {"delivered": before + 18}, 30, "deliveries after the blip", lambda: str(site.states())
+    )
 
     assert site.stop(web) == 0
     assert site.stop(beat) == 0

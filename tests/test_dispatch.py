@@ -1,4 +1,5 @@
 """Actions, filters, priorities, the circuit breaker and nested hooks (real V8)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,10 @@ def test_failing_filter_is_skipped_and_fail_closed_raises(filters, make_plugin):
     make_plugin("const plugin = { title() { while (true) {} } };", slug="slow", priority=15, timeout_ms=100)
     errors: list = []
     assert hooks.apply_filters("title", "X", errors=errors) == "X A B C"
-    assert [(e.slug, type(e.error).__name__) for e in errors] == [("slow", "PluginTimeout"), ("bb", "PluginScriptError")]
+    assert [(e.slug, type(e.error).__name__) for e in errors] == [
+        ("slow", "PluginTimeout"),
+        ("bb", "PluginScriptError"),
+    ]
     with pytest.raises(PluginTimeout):
         hooks.apply_filters("title", "X", fail_closed=True)
 

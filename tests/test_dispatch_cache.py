@@ -5,6 +5,7 @@ that changes rows with raw SQL and moves the generation itself (nothing in this 
 learns of it), a thread using the ORM (which also clears this process's cache, as a
 change in this process does), and a real ``manage.py shell -c`` subprocess.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,7 @@ from django.utils import timezone
 
 from plugins_app import breaker, dispatch, hooks
 from plugins_app.checks import check_dispatch_cache
-from plugins_app.exceptions import PluginDisabled, PluginError, PluginPaused
+from plugins_app.exceptions import PluginError, PluginPaused
 from plugins_app.models import DispatchGeneration, Plugin, PluginGrant
 from tests.cli import run as plugins_command
 
@@ -586,8 +587,10 @@ def test_a_generation_in_a_cache(make_plugin, cache_generation):
     ],
 )
 def test_check_of_the_generation_cache(settings, backend, ids):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-                       "gen": {"BACKEND": backend, "LOCATION": "/tmp/x"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "gen": {"BACKEND": backend, "LOCATION": "/tmp/x"},
+    }
     settings.PLUGINS_APP = {"DISPATCH_GENERATION_CACHE": "gen"}
     messages = check_dispatch_cache()
     assert [m.id for m in messages] == ids

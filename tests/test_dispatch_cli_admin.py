@@ -1,5 +1,6 @@
 """Actions, filters, priority and the circuit breaker from the shell
 (`manage.py plugins do-action/apply-filters/resume/install --priority/list`) and the admin."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,8 @@ from django.utils import timezone
 from plugins_app import hooks
 from plugins_app.models import Plugin
 
-from .conftest import GREETER
 from .cli import run
+from .conftest import GREETER
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,9 @@ def pause(plugin: Plugin, reason: str = "5 consecutive failures; last: PluginTim
 def actions(make_plugin):
     make_plugin("const plugin = { saved(n, tag) { log(`saw ${n}`); return [n * 2, tag]; } };", slug="one", priority=1)
     make_plugin("const plugin = { saved() { throw new TypeError('nope'); } };", slug="two", priority=2)
-    make_plugin("const plugin = { saved(n) { console.warn('three ran'); return {n: n + 1}; } };", slug="three", priority=3)
+    make_plugin(
+        "const plugin = { saved(n) { console.warn('three ran'); return {n: n + 1}; } };", slug="three", priority=3
+    )
 
 
 @pytest.fixture
@@ -52,7 +55,11 @@ def test_do_action_reports_every_plugin_in_dispatch_order_and_exits_1_on_any_fai
     assert code == 1
     assert json.loads(out) == [
         {"plugin": "one", "ok": True, "value": [20, "tag"]},
-        {"plugin": "two", "ok": False, "error": "PluginScriptError: plugin 'two' threw TypeError: nope at line 1, column 34"},
+        {
+            "plugin": "two",
+            "ok": False,
+            "error": "PluginScriptError: plugin 'two' threw TypeError: nope at line 1, column 34",
+        },
         {"plugin": "three", "ok": True, "value": {"n": 11}},
     ]
     lines = err.splitlines()

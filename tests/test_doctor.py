@@ -1,4 +1,5 @@
 """``manage.py plugins doctor`` and plugins_app.doctor.report()."""
+
 from __future__ import annotations
 
 import io
@@ -74,12 +75,16 @@ def fake_pool(monkeypatch) -> FakePool:
 def test_doctor_starts_a_sandbox_and_prints_its_layers_versions_and_pool(fake_pool):
     out = doctor()
     assert fake_pool.started == 1  # one call-free worker, to get a real report
-    assert f"jsrun {metadata.version('jsrun')}" in out and f"Django {django.get_version()}" in out and "Python 3." in out
+    assert (
+        f"jsrun {metadata.version('jsrun')}" in out and f"Django {django.get_version()}" in out and "Python 3." in out
+    )
     assert "OS layers (as reported by a sandbox process):" in out
     assert "user          active      uid 65534 (nobody), gid 65534" in out
     assert "landlock      active      ABI 7" in out
     assert "seccomp       active      106 system calls restricted" in out
-    assert "Pool: POOL_SIZE 2, started 1, idle 1 (pids 4242), busy 0; WARM_RUNTIMES_PER_WORKER 32" in out  # as many as fit
+    assert (
+        "Pool: POOL_SIZE 2, started 1, idle 1 (pids 4242), busy 0; WARM_RUNTIMES_PER_WORKER 32" in out
+    )  # as many as fit
     assert "WORKER_DATA_LIMIT_MB 4096" in out
     assert "WARNING" not in out
     doctor("--strict")  # every layer active: exit 0

@@ -1,5 +1,6 @@
 """Plugin endpoints serve only inert content types, always with nosniff; bad results and
 bad request bodies are clean HTTP errors (real V8, through the Django test client)."""
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,7 @@ def test_json_bodies_cannot_choose_an_active_type_either(client, make_plugin, gi
         ("application/problem+json", "application/problem+json"),
         ("application/octet-stream", "application/octet-stream"),
         # Parameters never pass: a browser may take a media type from them.
-        ("text/plain; x=\"a, text/html\"", TEXT),
+        ('text/plain; x="a, text/html"', TEXT),
     ],
 )
 def test_inert_types_are_served_in_our_own_words(client, make_plugin, given, sent):
@@ -93,7 +94,13 @@ def test_html_is_served_only_as_a_sandboxed_document(client, make_plugin):
 
 
 def test_the_allowlist_is_what_the_docs_say():
-    assert INERT_CONTENT_TYPES == {"text/plain", "text/csv", "text/html", "application/json", "application/octet-stream"}
+    assert INERT_CONTENT_TYPES == {
+        "text/plain",
+        "text/csv",
+        "text/html",
+        "application/json",
+        "application/octet-stream",
+    }
     assert served_content_type(None, "application/json") == "application/json"
     assert served_content_type("image/png", "application/json") == TEXT
 
@@ -138,7 +145,9 @@ def test_bad_results_are_clean_errors(client, make_plugin, caplog, name):
 # -- request bodies ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("body", ["[" * 10_000 + "]" * 10_000, "[" * 129 + "]" * 129, '{"a": "\\ud800"}', '["\\udfff"]'])
+@pytest.mark.parametrize(
+    "body", ["[" * 10_000 + "]" * 10_000, "[" * 129 + "]" * 129, '{"a": "\\ud800"}', '["\\udfff"]']
+)
 def test_json_bodies_plugins_cannot_be_given_are_400(client, make_plugin, body):
     make_plugin("const plugin = { onRequest(req) { return { json: req.body }; } };", slug="r", http_enabled=True)
     response = client.put("/plugins/r/", body, content_type="application/json")

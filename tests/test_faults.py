@@ -12,6 +12,7 @@ several processes draining one outbox do. Select them with ``-m faults``. Outcom
 awaited by polling the database against a deadline, never by fixed sleeps (except the
 worker's required 10 s of downtime).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -47,7 +48,14 @@ from plugins_app.sandbox import pool
 from project.demo.models import Note
 
 from .celery_helpers import (
-    REDIS_URL, REPO, Worker, celery_settings, celery_worker, require_redis, sandbox_children, worker_database_url,
+    REDIS_URL,
+    REPO,
+    Worker,
+    celery_settings,
+    celery_worker,
+    require_redis,
+    sandbox_children,
+    worker_database_url,
 )
 
 POSTGRES = django_settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
@@ -157,7 +165,9 @@ def subject_of(row: Delivery) -> int:
 def seen_counts(plugin: Plugin, kind: str) -> dict[int, dict[str, int]]:
     """{subject: {delivery id: times the plugin received it}} from the plugin's storage."""
     seen: dict[int, dict[str, int]] = defaultdict(dict)
-    for key, number in StorageItem.objects.filter(plugin=plugin, key__startswith=kind + ":").values_list("key", "number"):
+    for key, number in StorageItem.objects.filter(plugin=plugin, key__startswith=kind + ":").values_list(
+        "key", "number"
+    ):
         _, subject, delivery_id = key.split(":")
         seen[int(subject)][delivery_id] = number
     return seen
@@ -284,7 +294,9 @@ def test_sandboxes_killed_every_half_second_lose_no_delivery(fast, make_plugin, 
         elapsed = time.monotonic() - started
     notes = set(note_ids)
     assert len(notes) == 200 and Note.objects.count() == 200
-    duplicates = assert_each_delivered(plugin, "faultSaved", notes) + assert_each_delivered(plugin, "faultIndexed", notes)
+    duplicates = assert_each_delivered(plugin, "faultSaved", notes) + assert_each_delivered(
+        plugin, "faultIndexed", notes
+    )
     retried = Delivery.objects.filter(attempts__gt=1).count()
     print(f"kills={killer.kills} rounds={killer.rounds} retried={retried} duplicates={duplicates} in {elapsed:.1f} s")
     assert killer.kills >= 10, "the killer hardly killed anything"
@@ -314,8 +326,10 @@ def test_worker_killed_mid_task_and_down_for_ten_seconds(fast, make_plugin, ada,
         first_notes += save_notes(ada, 30, "queued behind the victim")
         victim = Delivery.objects.get(hook="faultIndexed", args__0__id=victim_note.pk)
         wait_until(
-            lambda: Delivery.objects.filter(pk=victim.pk, state=Delivery.State.IN_PROGRESS).exists(), 30,
-            "the worker taking the victim's delivery", first,
+            lambda: Delivery.objects.filter(pk=victim.pk, state=Delivery.State.IN_PROGRESS).exists(),
+            30,
+            "the worker taking the victim's delivery",
+            first,
         )
         sandboxes = first.sandbox_pids()
         first.kill()  # mid-task: the victim's hook spins for 1.5 s
@@ -323,8 +337,11 @@ def test_worker_killed_mid_task_and_down_for_ten_seconds(fast, make_plugin, ada,
     assert first.proc.returncode == -signal.SIGKILL
     assert sandboxes, "the worker had no sandbox"
     # Its sandboxes (in sessions of their own) notice their parent died and exit.
-    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") and is_running(pid) for pid in sandboxes), 10,
-               "the dead worker's sandboxes exiting")
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") and is_running(pid) for pid in sandboxes),
+        10,
+        "the dead worker's sandboxes exiting",
+    )
     victim.refresh_from_db()
     assert (victim.state, victim.attempts) == (Delivery.State.IN_PROGRESS, 1)  # stranded, under a lease
 
@@ -364,8 +381,10 @@ def test_prefork_child_killed_mid_task(fast, make_plugin, ada, settings, queue_c
             victim_note = Note.objects.create(author=ada, title="victim")
         victim = Delivery.objects.get(hook="faultIndexed", args__0__id=victim_note.pk)
         wait_until(
-            lambda: Delivery.objects.filter(pk=victim.pk, state=Delivery.State.IN_PROGRESS).exists(), 30,
-            "the worker taking the victim's delivery", worker,
+            lambda: Delivery.objects.filter(pk=victim.pk, state=Delivery.State.IN_PROGRESS).exists(),
+            30,
+            "the worker taking the victim's delivery",
+            worker,
         )
         # The pool child is the process whose sandbox runs the call.
         [child] = {parent_of(pid) for pid in worker.sandbox_pids()}
@@ -420,7 +439,12 @@ print("survived")
 
 def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -517,7 +541,10 @@ def test_a_superseded_attempt_does_not_overwrite_a_delivery(settings, make_plugi
     (attempt 2); then attempt 1 ends with a failure. The row stays delivered: an outcome
     is recorded only while its attempt's claim holds."""
     settings.PLUGINS_APP = {
-        "SIGNAL_BINDINGS": [], "DELIVERY_LEASE_SECONDS": 0.5, "DELIVERY_RETRY_BACKOFF": 60, "BREAKER_THRESHOLD": 0,
+        "SIGNAL_BINDINGS": [],
+        "DELIVERY_LEASE_SECONDS": 0.5,
+        "DELIVERY_RETRY_BACKOFF": 60,
+        "BREAKER_THRESHOLD": 0,
     }
     plugin = make_plugin(LAGGARD, slug="laggard", timeout_ms=5000, config={"lagMs": 2500})
     row = Delivery.objects.create(plugin=plugin, hook="lag", mode=Delivery.Mode.BACKGROUND, args=[1], meta={})
@@ -595,8 +622,12 @@ def test_web_connection_terminated_mid_after_commit_delivery(fast, make_plugin, 
 
             s = connection.settings_dict
             with psycopg.connect(
-                host=s["HOST"] or "localhost", port=s["PORT"] or 5432, user=s["USER"], password=s["PASSWORD"] or None,
-                dbname=s["NAME"], autocommit=True,
+                host=s["HOST"] or "localhost",
+                port=s["PORT"] or 5432,
+                user=s["USER"],
+                password=s["PASSWORD"] or None,
+                dbname=s["NAME"],
+                autocommit=True,
             ) as other:
                 assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
         return execute(sql, params, many, context)
@@ -781,8 +812,12 @@ def test_a_thousand_background_deliveries_leave_nothing_in_redis(fast, make_plug
             with transaction.atomic():
                 for n in range(start, start + 50):
                     assert len(enqueue_action("tick", n)) == 2
-        took = wait_until(lambda: Delivery.objects.filter(state=Delivery.State.DELIVERED).count() == 1000, 90,
-                          "1000 deliveries", worker)
+        took = wait_until(
+            lambda: Delivery.objects.filter(state=Delivery.State.DELIVERED).count() == 1000,
+            90,
+            "1000 deliveries",
+            worker,
+        )
         print(f"1000 background deliveries in {time.monotonic() - started:.1f} s (drained {took:.1f} s after sending)")
         time.sleep(0.5)  # let anything the worker published reach our sockets
         sockets = redis_sockets(redis_port)

@@ -1,4 +1,5 @@
 """Granting plugins access to exposed models: `manage.py plugins grant/revoke/grants` and the admin."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from django.urls import reverse
 
 from plugins_app.models import Plugin, PluginGrant, StorageItem
 
-from .conftest import GREETER
 from .cli import run
+from .conftest import GREETER
 
 
 def version(plugin: Plugin) -> int:
@@ -25,7 +26,18 @@ def grants_of(plugin: Plugin) -> list[tuple]:
 # -- CLI ---------------------------------------------------------------------------------------
 def test_grant_list_and_revoke(greeter):
     assert run("grants", "greeter") == (0, "No grants.\n", "")
-    code, out, err = run("grant", "greeter", "demo.Note", "--read", "id, title,author", "--create", "title", "--update", "title,body", "--delete")
+    code, out, err = run(
+        "grant",
+        "greeter",
+        "demo.Note",
+        "--read",
+        "id, title,author",
+        "--create",
+        "title",
+        "--update",
+        "title,body",
+        "--delete",
+    )
     assert (code, err) == (0, "") and "Granted greeter access to demo.Note: read=id, title, author;" in out
     assert grants_of(greeter) == [("demo.Note", ["id", "title", "author"], ["title"], ["title", "body"], True)]
     assert run("grant", "greeter", "auth.User", "--read", "id,username")[0] == 0
@@ -90,7 +102,11 @@ def test_unexposed_field_is_refused_and_nothing_saved(greeter, options, where, n
 
 @pytest.mark.django_db
 def test_unknown_plugin_is_a_command_error():
-    for args in (["grant", "missing", "auth.User", "--read", "id"], ["revoke", "missing", "auth.User"], ["grants", "missing"]):
+    for args in (
+        ["grant", "missing", "auth.User", "--read", "id"],
+        ["revoke", "missing", "auth.User"],
+        ["grants", "missing"],
+    ):
         with pytest.raises(CommandError, match="no plugin 'missing'"):
             call_command("plugins", *args)
     assert not PluginGrant.objects.exists()
@@ -116,16 +132,18 @@ def change_data(plugin: Plugin, grants: list[dict] | None = None, **overrides) -
     }
     existing = list(plugin.grants.order_by("model")) if plugin.pk else []
     rows = grants or []
-    data.update({
-        "grants-TOTAL_FORMS": str(len(rows)),
-        "grants-INITIAL_FORMS": str(len(existing)),
-        "grants-MIN_NUM_FORMS": "0",
-        "grants-MAX_NUM_FORMS": "1000",
-        "storage_items-TOTAL_FORMS": "0",
-        "storage_items-INITIAL_FORMS": "0",
-        "storage_items-MIN_NUM_FORMS": "0",
-        "storage_items-MAX_NUM_FORMS": "0",
-    })
+    data.update(
+        {
+            "grants-TOTAL_FORMS": str(len(rows)),
+            "grants-INITIAL_FORMS": str(len(existing)),
+            "grants-MIN_NUM_FORMS": "0",
+            "grants-MAX_NUM_FORMS": "1000",
+            "storage_items-TOTAL_FORMS": "0",
+            "storage_items-INITIAL_FORMS": "0",
+            "storage_items-MIN_NUM_FORMS": "0",
+            "storage_items-MAX_NUM_FORMS": "0",
+        }
+    )
     for index, row in enumerate(rows):
         if index < len(existing):
             row = {"id": str(existing[index].pk), **row}
@@ -238,7 +256,9 @@ def test_view_only_staff_sees_grants_but_cannot_add_or_change_them(client, staff
     response = client.get(change_url(greeter))
     assert response.status_code == 200
     grants_inline, storage_inline = response.context["inline_admin_formsets"]
-    assert not (grants_inline.has_add_permission or grants_inline.has_change_permission or grants_inline.has_delete_permission)
+    assert not (
+        grants_inline.has_add_permission or grants_inline.has_change_permission or grants_inline.has_delete_permission
+    )
     assert not storage_inline.has_delete_permission
     body = response.content.decode()
     assert "auth.User" in body and "hits" in body
@@ -271,13 +291,15 @@ def test_storage_is_read_only_but_deletable(admin_client, greeter):
     assert not storage_inline.has_add_permission and not storage_inline.has_change_permission
     assert 'name="storage_items-0-key"' not in response.content.decode()
     data = change_data(greeter)
-    data.update({
-        "storage_items-TOTAL_FORMS": "1",
-        "storage_items-INITIAL_FORMS": "1",
-        "storage_items-0-id": str(item.pk),
-        "storage_items-0-plugin": str(greeter.pk),
-        "storage_items-0-DELETE": "on",
-    })
+    data.update(
+        {
+            "storage_items-TOTAL_FORMS": "1",
+            "storage_items-INITIAL_FORMS": "1",
+            "storage_items-0-id": str(item.pk),
+            "storage_items-0-plugin": str(greeter.pk),
+            "storage_items-0-DELETE": "on",
+        }
+    )
     assert admin_client.post(change_url(greeter), data).status_code == 302
     assert not StorageItem.objects.exists()
 

@@ -1,4 +1,5 @@
 """hooks.call / acall end to end through real sandbox processes (real V8, no mocks)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,7 +28,7 @@ SHAPES = [
     3.5,
     2**53 - 1,
     "",
-    'quote " and \' and \\ backslash',
+    "quote \" and ' and \\ backslash",
     "`backtick` ${injected} ${1+1}",
     "'); throw new Error('pwned'); ('",
     "unicode: Grüße, 日本語, emoji 🎉, rtl \u202e, line sep \u2028 para \u2029",

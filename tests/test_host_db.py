@@ -1,4 +1,5 @@
 """The JS global `db`: grants, field-level permissions, relations, values as data, limits."""
+
 from __future__ import annotations
 
 import pytest
@@ -37,7 +38,9 @@ def dbp(make_plugin):
 
 
 def grant(plugin, model, read=(), create=(), update=(), delete=False):
-    g = PluginGrant(plugin=plugin, model=model, read=list(read), create=list(create), update=list(update), can_delete=delete)
+    g = PluginGrant(
+        plugin=plugin, model=model, read=list(read), create=list(create), update=list(update), can_delete=delete
+    )
     g.full_clean()
     g.save()
     return g
@@ -68,7 +71,10 @@ def test_user_grant_reads_only_granted_fields(dbp, users):
     grant(dbp, "auth.User", read=["id", "username"])
     result = hooks.call("dbp", "query", "auth.User", {"order": "username"})
     assert result == {"ok": True, "value": [{"id": u.pk, "username": u.username} for u in users]}
-    assert hooks.call("dbp", "get", "auth.User", {"username": "user1"})["value"] == {"id": users[1].pk, "username": "user1"}
+    assert hooks.call("dbp", "get", "auth.User", {"username": "user1"})["value"] == {
+        "id": users[1].pk,
+        "username": "user1",
+    }
     assert hooks.call("dbp", "count", "auth.User", {"username__startswith": "user"})["value"] == 3
 
 
@@ -108,7 +114,9 @@ def test_relations_are_checked_on_every_hop(dbp, users):
     # The hop to auth.User needs a grant on auth.User ...
     assert denied(hooks.call("dbp", "query", "demo.Note", {"where": {"author__username": "user0"}}), "auth.User")
     grant(dbp, "auth.User", read=["id", "username"])
-    result = hooks.call("dbp", "query", "demo.Note", {"where": {"author__username": "user0"}, "fields": ["title", "author"]})
+    result = hooks.call(
+        "dbp", "query", "demo.Note", {"where": {"author__username": "user0"}, "fields": ["title", "author"]}
+    )
     assert result["value"] == [{"title": "a", "author": users[0].pk}]
     # ... and only granted fields on the far side.
     assert denied(hooks.call("dbp", "query", "demo.Note", {"where": {"author__email": "u0@example.com"}}))
@@ -128,7 +136,21 @@ def test_hashes_never_come_back(dbp, users):
 
 @pytest.mark.parametrize(
     "value",
-    ["'; DROP TABLE auth_user; --", "%", "_", "\\", "x" * 100_000, "\u0000", "😀", 10**30, -1.5, True, None, [1, "2", None], ["'"] * 500],
+    [
+        "'; DROP TABLE auth_user; --",
+        "%",
+        "_",
+        "\\",
+        "x" * 100_000,
+        "\u0000",
+        "😀",
+        10**30,
+        -1.5,
+        True,
+        None,
+        [1, "2", None],
+        ["'"] * 500,
+    ],
 )
 def test_values_are_data(dbp, users, value):
     grant(dbp, "auth.User", read=["id", "username"])
@@ -139,7 +161,9 @@ def test_values_are_data(dbp, users, value):
     assert User.objects.count() == 3
 
 
-@pytest.mark.parametrize("where", [{"username": {"$ne": 1}}, {"username": [[1]]}, "id=1", [1], {"": 1}, {"id__in": list(range(2000))}])
+@pytest.mark.parametrize(
+    "where", [{"username": {"$ne": 1}}, {"username": [[1]]}, "id=1", [1], {"": 1}, {"id__in": list(range(2000))}]
+)
 def test_odd_shapes_are_clear_errors(dbp, users, where):
     grant(dbp, "auth.User", read=["id", "username"])
     result = hooks.call("dbp", "query", "auth.User", {"where": where})
@@ -148,11 +172,20 @@ def test_odd_shapes_are_clear_errors(dbp, users, where):
 
 
 def test_create_update_delete_within_grant(dbp, users):
-    grant(dbp, "demo.Note", read=["id", "title", "author", "score"], create=["author", "title"], update=["score"], delete=True)
+    grant(
+        dbp,
+        "demo.Note",
+        read=["id", "title", "author", "score"],
+        create=["author", "title"],
+        update=["score"],
+        delete=True,
+    )
     created = hooks.call("dbp", "create", "demo.Note", {"author": users[0].pk, "title": "hello"})
     assert created["ok"] and created["value"]["title"] == "hello" and created["value"]["author"] == users[0].pk
     note_id = created["value"]["id"]
-    assert denied(hooks.call("dbp", "create", "demo.Note", {"author": users[0].pk, "title": "x", "body": "not granted"}), '"body"')
+    assert denied(
+        hooks.call("dbp", "create", "demo.Note", {"author": users[0].pk, "title": "x", "body": "not granted"}), '"body"'
+    )
     assert denied(hooks.call("dbp", "update", "demo.Note", {"id": note_id}, {"title": "renamed"}), '"title"')
     assert hooks.call("dbp", "update", "demo.Note", {"id": note_id}, {"score": 5}) == {"ok": True, "value": 1}
     assert Note.objects.get(pk=note_id).score == 5
@@ -162,7 +195,11 @@ def test_create_update_delete_within_grant(dbp, users):
 
 def test_invalid_writes_are_validation_errors_and_write_nothing(dbp, users):
     grant(dbp, "demo.Note", read=["id"], create=["author", "title", "score"])
-    for values in ({"author": 999_999, "title": "x"}, {"author": users[0].pk, "title": "x" * 500}, {"author": users[0].pk, "title": "t", "score": "many"}):
+    for values in (
+        {"author": 999_999, "title": "x"},
+        {"author": users[0].pk, "title": "x" * 500},
+        {"author": users[0].pk, "title": "t", "score": "many"},
+    ):
         result = hooks.call("dbp", "create", "demo.Note", values)
         assert result["ok"] is False and result["name"] == "ValidationError", result
     assert Note.objects.count() == 0

@@ -1,4 +1,5 @@
 """The JS global `storage`: per-plugin keys, JSON values, quotas, atomic incr."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor

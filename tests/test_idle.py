@@ -3,6 +3,7 @@
 jsrun 0.3's idle runtime spins a core; parked ones must not. This guards the design, not speed.
 The sleep below is the idle period being measured, not a wait for an event.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ def tree_cpu_seconds(root: int) -> float:
             raw = open(f"/proc/{entry}/stat").read()
         except OSError:
             continue
-        fields = raw[raw.rindex(")") + 2:].split()
+        fields = raw[raw.rindex(")") + 2 :].split()
         stats[int(entry)] = fields
         children.setdefault(int(fields[1]), []).append(int(entry))
     total, stack = 0, [root]

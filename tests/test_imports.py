@@ -1,4 +1,5 @@
 """plugins_app.imports: the imports a source makes, found by parsing it."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,7 +36,7 @@ def test_declarations_and_calls_with_positions() -> None:
 @pytest.mark.parametrize(
     "source",
     [
-        'const s = "import(\'x\')";',
+        "const s = \"import('x')\";",
         "// import('x')\n/* import('y') */",
         "const r = /import\\('x'\\)/;",
         "const t = `import('x') ${'import(\"y\")'}`;",

@@ -1,5 +1,6 @@
 """What plugins write reaches the log escaped and tagged with the plugin's slug, and what
 plugins are told never quotes Python internals (real V8)."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,12 @@ def test_log_safe():
 
 @pytest.mark.parametrize(
     "method, level",
-    [("log", logging.INFO), ("console.warn", logging.WARNING), ("console.error", logging.ERROR), ("console.debug", logging.DEBUG)],
+    [
+        ("log", logging.INFO),
+        ("console.warn", logging.WARNING),
+        ("console.error", logging.ERROR),
+        ("console.debug", logging.DEBUG),
+    ],
 )
 def test_plugin_log_lines_are_escaped_and_tagged(make_plugin, caplog, method, level):
     make_plugin(f"const plugin = {{ run(text) {{ {method}(text, {{ k: text }}); return 1; }} }};", slug="noisy")
@@ -49,7 +55,9 @@ def test_plugin_log_lines_are_escaped_and_tagged(make_plugin, caplog, method, le
     assert [line.message for line in result.logs] == [NASTY + " " + as_json]
 
 
-THROWER = "const plugin = { fail(text) { throw new Error(text); }, onRequest(req) { throw new Error(req.query.m[0]); } };"
+THROWER = (
+    "const plugin = { fail(text) { throw new Error(text); }, onRequest(req) { throw new Error(req.query.m[0]); } };"
+)
 
 
 def test_failures_with_plugin_text_are_logged_on_one_line_with_the_slug(make_plugin, caplog, client):

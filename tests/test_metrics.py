@@ -1,6 +1,7 @@
 """Health metrics (plugins_app.metrics): per-minute aggregates written by several writers at
 once, p50/p95 from the latency histogram, the health summary, sparklines, the Prometheus
 endpoint (format and access control) and the settings checks."""
+
 from __future__ import annotations
 
 import threading
@@ -103,10 +104,14 @@ def test_aggregates_from_two_writers_add_up(make_plugin, quiet_log, monkeypatch,
         try:
             start.wait()
             for i in range(rounds):
-                metrics.store_aggregates({
-                    (plugin.pk, "m", minute): aggregate(2, i % 2, 1.0 + index, minute * 60 + i + index, bucket=index),
-                    (plugin.pk, "m", minute + 1): aggregate(1, 0, 0.1, minute * 60 + 60, bucket=0),
-                })
+                metrics.store_aggregates(
+                    {
+                        (plugin.pk, "m", minute): aggregate(
+                            2, i % 2, 1.0 + index, minute * 60 + i + index, bucket=index
+                        ),
+                        (plugin.pk, "m", minute + 1): aggregate(1, 0, 0.1, minute * 60 + 60, bucket=0),
+                    }
+                )
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
         finally:
@@ -196,8 +201,11 @@ def test_prometheus_exposition(make_plugin, quiet_log, endpoint, client):
     assert values[("plugins_app_plugin_enabled", "prom", None)] == 1
     assert values[("plugins_app_plugin_paused", "prom", None)] == 0
     assert found["plugins_app_call_duration_seconds"].type == "histogram"
-    buckets = [(float(le), v) for (name, slug, le), v in values.items()
-               if name == "plugins_app_call_duration_seconds_bucket" and slug == "prom"]
+    buckets = [
+        (float(le), v)
+        for (name, slug, le), v in values.items()
+        if name == "plugins_app_call_duration_seconds_bucket" and slug == "prom"
+    ]
     buckets.sort()
     assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
     assert buckets[-1] == (float("inf"), 4)

@@ -1,4 +1,5 @@
 """Plugin model: validation on save, hook discovery, versioning."""
+
 from __future__ import annotations
 
 import pytest
@@ -75,7 +76,9 @@ class TestValidation:
             build(GREETER, config=config).full_clean()
         assert "config" in info.value.message_dict
 
-    @pytest.mark.parametrize("field, value", [("memory_limit_mb", 0), ("memory_limit_mb", 100_000), ("timeout_ms", 1), ("timeout_ms", 10**7)])
+    @pytest.mark.parametrize(
+        "field, value", [("memory_limit_mb", 0), ("memory_limit_mb", 100_000), ("timeout_ms", 1), ("timeout_ms", 10**7)]
+    )
     def test_limits_are_bounded(self, field, value):
         with pytest.raises(ValidationError) as info:
             build(GREETER, **{field: value}).full_clean()
@@ -100,8 +103,12 @@ class TestVersioning:
         greeter.name = "Renamed"
         greeter.save()
         assert greeter.version == 1
-        for change in ({"config": {"version": "2"}}, {"timeout_ms": 2000}, {"memory_limit_mb": 32},
-                       {"source": GREETER + "\n// comment"}):
+        for change in (
+            {"config": {"version": "2"}},
+            {"timeout_ms": 2000},
+            {"memory_limit_mb": 32},
+            {"source": GREETER + "\n// comment"},
+        ):
             before = greeter.version
             for k, v in change.items():
                 setattr(greeter, k, v)
@@ -137,9 +144,12 @@ class TestConfigSchema:
 
     @pytest.mark.parametrize(
         "config, fragment",
-        [({}, "'version' is a required property"), ({"version": 1}, "version: 1 is not of type 'string'"),
-         ({"version": "1", "retries": -1}, "retries: -1 is less than the minimum of 0"),
-         ({"version": "1", "x": 1}, "Additional properties are not allowed")],
+        [
+            ({}, "'version' is a required property"),
+            ({"version": 1}, "version: 1 is not of type 'string'"),
+            ({"version": "1", "retries": -1}, "retries: -1 is less than the minimum of 0"),
+            ({"version": "1", "x": 1}, "Additional properties are not allowed"),
+        ],
     )
     def test_config_violating_the_schema_is_refused_with_its_path(self, config, fragment):
         with pytest.raises(ValidationError) as info:

@@ -2,6 +2,7 @@
 
 Real V8 in real sandbox processes, through the app: install (validation) and call.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,8 @@ def test_default_export_object_is_the_plugin(make_plugin):
         "  greet(name) { log(`Greeting ${name}`); return `Hello, ${name}! v${config.version} ${this.suffix()}`; },\n"
         "  suffix() { return '!'; },\n"
         "};\n",
-        slug="esm", config={"version": "2"},
+        slug="esm",
+        config={"version": "2"},
     )
     assert sorted(plugin.hooks) == ["greet", "suffix"]
     result = hooks.run("esm", "greet", "Ada")
@@ -35,7 +37,8 @@ def test_named_function_exports_are_the_hooks(make_plugin):
         "export function double(x) { return 2 * x; }\n"
         "export async function later(x) { await null; return host.config.k + x; }\n"
         "const hidden = () => 1;\n",
-        slug="named", config={"k": 10},
+        slug="named",
+        config={"k": 10},
     )
     assert sorted(plugin.hooks) == ["double", "later"]
     assert hooks.call("named", "double", 21) == 42
@@ -108,13 +111,27 @@ def refused(make_plugin, source, slug="bad"):
 
 @pytest.mark.parametrize(
     "specifier",
-    ["./helpers.js", "../x.js", "/abs.js", "lodash", "node:fs", "npm:left-pad", "data:text/javascript,export default 1",
-     "https://example.com/x.js", "file:///etc/passwd", "plugin:module", "plugin:entry", "ext:core/mod.js"],
+    [
+        "./helpers.js",
+        "../x.js",
+        "/abs.js",
+        "lodash",
+        "node:fs",
+        "npm:left-pad",
+        "data:text/javascript,export default 1",
+        "https://example.com/x.js",
+        "file:///etc/passwd",
+        "plugin:module",
+        "plugin:entry",
+        "ext:core/mod.js",
+    ],
 )
 def test_static_import_of_anything_but_plugin_host_is_refused_naming_it(make_plugin, specifier):
     import json
 
-    message = refused(make_plugin, f"import x from {json.dumps(specifier)};\nexport default {{ f() {{ return x; }} }};\n")
+    message = refused(
+        make_plugin, f"import x from {json.dumps(specifier)};\nexport default {{ f() {{ return x; }} }};\n"
+    )
     assert json.dumps(specifier) in message
     assert "plugin:host" in message
 
@@ -173,7 +190,9 @@ def test_module_top_level_is_bounded_and_the_sandbox_keeps_working(make_plugin, 
     make_plugin(BYSTANDER, slug="bystander")
     # A generous time limit for the bomb, so that the memory limit is what stops it.
     timeout = 10_000 if error is PluginMemoryError else 300
-    plugin = make_plugin("export default { f() { return 1; } };", slug="runaway", timeout_ms=timeout, memory_limit_mb=32)
+    plugin = make_plugin(
+        "export default { f() { return 1; } };", slug="runaway", timeout_ms=timeout, memory_limit_mb=32
+    )
     # Installed while harmless; the new top-level code runs on its next cold start.
     plugin.source = f"export default {{ f() {{ return 1; }} }};\n{body}\n"
     with pytest.raises(ValidationError):
@@ -231,7 +250,7 @@ def test_what_only_looks_like_an_import_is_not_refused(make_plugin, source):
 @pytest.mark.parametrize("kind", ["script", "module"])
 def test_an_import_hidden_from_the_install_check_never_loads_anything(make_plugin, kind):
     body = (
-        "{ f() { return eval(\"imp\" + \"ort('node:fs')\")"
+        '{ f() { return eval("imp" + "ort(\'node:fs\')")'
         ".then((m) => ['loaded', Object.keys(m)], (e) => ['refused', String(e)]); },"
         " ok() { return 'ok'; } }"
     )

@@ -10,6 +10,7 @@ Node.js 20 running the same bundles otherwise (normalize-url, qs: marked "Node 2
 Needs node and npm (npm ci from the registry, once per package-lock.json, into
 ~/.cache/plugins_app-tests/); skipped without them unless NODE_TESTS=required.
 """
+
 from __future__ import annotations
 
 import base64
@@ -117,7 +118,7 @@ def test_a_bundle_built_for_node_fails_at_save(bundles, make_plugin):
     assert 'Dynamic require of "node:crypto" is not supported' in info.value.message_dict["source"][0]
 
 
-DYNAMIC = 'export default { async load(name) { const m = await import(name); return Object.keys(m); } };\n'
+DYNAMIC = "export default { async load(name) { const m = await import(name); return Object.keys(m); } };\n"
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -161,13 +162,21 @@ def test_uuid(install, style):
 
     # RFC 9562 / Python's uuid5: the published DNS vector and a few more names.
     assert call("uuid", "v5", "www.example.com", str(uuid.NAMESPACE_DNS)) == "2ed6657d-e927-568b-95e1-2665a8aea6a2"
-    for name, ns in [("python.org", uuid.NAMESPACE_DNS), ("https://example.com/ä?x=1", uuid.NAMESPACE_URL),
-                     ("日本語 🎉", uuid.NAMESPACE_OID), ("", uuid.NAMESPACE_X500)]:
+    for name, ns in [
+        ("python.org", uuid.NAMESPACE_DNS),
+        ("https://example.com/ä?x=1", uuid.NAMESPACE_URL),
+        ("日本語 🎉", uuid.NAMESPACE_OID),
+        ("", uuid.NAMESPACE_X500),
+    ]:
         assert call("uuid", "v5", name, str(ns)) == str(uuid.uuid5(ns, name)), name
 
     some = ids["native"][0]
     assert call("uuid", "inspect", some) == {
-        "valid": True, "version": 4, "roundTrip": some, "nil": "00000000-0000-0000-0000-000000000000"}
+        "valid": True,
+        "version": 4,
+        "roundTrip": some,
+        "nil": "00000000-0000-0000-0000-000000000000",
+    }
     assert call("uuid", "inspect", "not-a-uuid")["valid"] is False
 
 
@@ -217,7 +226,9 @@ def test_jose_hs256(install, style):
     install("jose", style, config={"secret": SECRET})
     now = int(time.time())
     claims = {"role": "editor", "name": "Zoë 日本 🎉", "n": [1, 2, {"x": None}]}
-    token = call("jose", "sign", claims, {"subject": "user-1", "issuer": "site", "issuedAt": now, "expiresAt": now + 600})
+    token = call(
+        "jose", "sign", claims, {"subject": "user-1", "issuer": "site", "issuedAt": now, "expiresAt": now + 600}
+    )
 
     # Python checks the signature and decodes what jose produced.
     head, body, sig = token.split(".")
@@ -235,18 +246,25 @@ def test_jose_hs256(install, style):
     assert (wrong_issuer["ok"], wrong_issuer["code"]) == (False, "ERR_JWT_CLAIM_VALIDATION_FAILED")
 
     # A token made by Python verifies; a payload or signature changed after signing does not.
-    assert call("jose", "verify", python_jwt({"sub": "py", "exp": now + 60}))["payload"] == {"sub": "py", "exp": now + 60}
+    assert call("jose", "verify", python_jwt({"sub": "py", "exp": now + 60}))["payload"] == {
+        "sub": "py",
+        "exp": now + 60,
+    }
     forged_body = b64url(json.dumps({**payload, "role": "admin"}).encode())
-    for tampered in (f"{head}.{forged_body}.{sig}",
-                     f"{head}.{body}.{b64url(bytes([expected_sig[0] ^ 1]) + expected_sig[1:])}",
-                     python_jwt({"sub": "py", "exp": now + 60}, secret=SECRET + "!")):
+    for tampered in (
+        f"{head}.{forged_body}.{sig}",
+        f"{head}.{body}.{b64url(bytes([expected_sig[0] ^ 1]) + expected_sig[1:])}",
+        python_jwt({"sub": "py", "exp": now + 60}, secret=SECRET + "!"),
+    ):
         result = call("jose", "verify", tampered)
         assert result["ok"] is False, tampered
         assert result["code"] == "ERR_JWS_SIGNATURE_VERIFICATION_FAILED", result
 
     # Expired: signed by jose and by Python.
-    for expired in (call("jose", "sign", {"a": 1}, {"issuedAt": now - 7200, "expiresAt": now - 3600}),
-                    python_jwt({"a": 1, "exp": now - 3600})):
+    for expired in (
+        call("jose", "sign", {"a": 1}, {"issuedAt": now - 7200, "expiresAt": now - 3600}),
+        python_jwt({"a": 1, "exp": now - 3600}),
+    ):
         result = call("jose", "verify", expired)
         assert (result["ok"], result["code"], result["name"]) == (False, "ERR_JWT_EXPIRED", "JWTExpired"), result
 
@@ -263,14 +281,26 @@ def test_jose_minified(make_plugin, minified_bundles, bundles, style):
     make_plugin(source, slug="jose", config={"secret": SECRET})
     now = int(time.time())
     token = call("jose", "sign", {"a": 1}, {"expiresAt": now + 60})
-    assert call("jose", "verify", token)["payload"] == {"a": 1, "iat": json.loads(b64url_decode(token.split(".")[1]))["iat"], "exp": now + 60}
+    assert call("jose", "verify", token)["payload"] == {
+        "a": 1,
+        "iat": json.loads(b64url_decode(token.split(".")[1]))["iat"],
+        "exp": now + 60,
+    }
     assert call("jose", "verify", python_jwt({"a": 2, "exp": now - 1}))["code"] == "ERR_JWT_EXPIRED"
 
 
 # -- js-base64 -----------------------------------------------------------------------------------
 
-TEXTS = ["", "a", "ab", "abc", "Grüße, 日本語, emoji 🎉", "\u0000\u007f\u0080\u07ff\u0800\uffff\U00010000\U0010ffff",
-         "line\nbreak\ttab", "~~~???>>>"]
+TEXTS = [
+    "",
+    "a",
+    "ab",
+    "abc",
+    "Grüße, 日本語, emoji 🎉",
+    "\u0000\u007f\u0080\u07ff\u0800\uffff\U00010000\U0010ffff",
+    "line\nbreak\ttab",
+    "~~~???>>>",
+]
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -307,11 +337,24 @@ def test_qs(install, style):
     text = call("qs", "stringify", value)
     expected = "&".join(
         urllib.parse.quote(k, safe="") + "=" + urllib.parse.quote(v, safe="")
-        for k, v in [("a[b][c]", "d"), ("e[0]", "1"), ("e[1]", "2"), ("f[0][g]", "h"), ("ключ", "значение €")])
+        for k, v in [("a[b][c]", "d"), ("e[0]", "1"), ("e[1]", "2"), ("f[0][g]", "h"), ("ключ", "значение €")]
+    )
     assert text == expected
-    assert call("qs", "parse", text) == {"a": {"b": {"c": "d"}}, "e": ["1", "2"], "f": [{"g": "h"}], "ключ": "значение €"}
-    assert call("qs", "stringify", {"a": {"b": {"c": "d"}}, "e": [1, 2]},
-                {"encodeValuesOnly": True, "arrayFormat": "brackets"}) == "a[b][c]=d&e[]=1&e[]=2"
+    assert call("qs", "parse", text) == {
+        "a": {"b": {"c": "d"}},
+        "e": ["1", "2"],
+        "f": [{"g": "h"}],
+        "ключ": "значение €",
+    }
+    assert (
+        call(
+            "qs",
+            "stringify",
+            {"a": {"b": {"c": "d"}}, "e": [1, 2]},
+            {"encodeValuesOnly": True, "arrayFormat": "brackets"},
+        )
+        == "a[b][c]=d&e[]=1&e[]=2"
+    )
     assert call("qs", "stringify", {"a": {"b": None, "d": ""}}) == "a%5Bb%5D=&a%5Bd%5D="
 
 
@@ -325,7 +368,9 @@ def test_noble_hashes(install, style):
         raw = text.encode("utf-8")
         assert call("noble_hashes", "sha256", text) == hashlib.sha256(raw).hexdigest(), text
         assert call("noble_hashes", "sha512", text) == hashlib.sha512(raw).hexdigest(), text
-        assert call("noble_hashes", "hmacSha256", "kéy", text) == hmac.new("kéy".encode(), raw, hashlib.sha256).hexdigest()
+        assert (
+            call("noble_hashes", "hmacSha256", "kéy", text) == hmac.new("kéy".encode(), raw, hashlib.sha256).hexdigest()
+        )
     first, second = call("noble_hashes", "random", 8192), call("noble_hashes", "random", 8192)
     assert len(first) == 8192 and all(0 <= b <= 255 for b in first)
     assert first != second
@@ -353,12 +398,19 @@ def test_normalize_url(install, style):
     install("normalize_url", style)
     for url, expected in NORMALIZED.items():
         assert call("normalize_url", "normalize", url) == {"ok": expected}, url
-    assert call("normalize_url", "normalize", "https://www.example.com/index.php?b=1",
-                {"stripWWW": False, "removeQueryParameters": ["b"]}) == {"ok": "https://www.example.com/index.php"}
+    assert call(
+        "normalize_url",
+        "normalize",
+        "https://www.example.com/index.php?b=1",
+        {"stripWWW": False, "removeQueryParameters": ["b"]},
+    ) == {"ok": "https://www.example.com/index.php"}
     assert call("normalize_url", "normalize", "http://") == {"error": "TypeError", "message": "Invalid URL"}
     assert call("normalize_url", "many", ["EXAMPLE.com/a/", "https://b.example.org:443/?z=1&y=2"]) == {
         "same": True,
-        "out": {"EXAMPLE.com/a/": "http://example.com/a", "https://b.example.org:443/?z=1&y=2": "https://b.example.org/?y=2&z=1"},
+        "out": {
+            "EXAMPLE.com/a/": "http://example.com/a",
+            "https://b.example.org:443/?z=1&y=2": "https://b.example.org/?y=2&z=1",
+        },
     }
 
 
@@ -368,6 +420,8 @@ def test_normalize_url(install, style):
 def test_module_imports_plugin_host_next_to_a_bundled_library(install):
     install("host_import", "module", config={"namespace": str(uuid.NAMESPACE_URL)})
     result = hooks.run("host-import", "named", "https://example.com/")
-    assert result.value == {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "https://example.com/")),
-                            "namespace": str(uuid.NAMESPACE_URL)}
+    assert result.value == {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "https://example.com/")),
+        "namespace": str(uuid.NAMESPACE_URL),
+    }
     assert [line.message for line in result.logs] == ["naming https://example.com/"]

@@ -4,6 +4,7 @@ Every layer test runs a REAL separate process (``python -I``, as the pool starts
 sandboxes) that imports what it needs, applies ``oslayers.apply(...)`` and then tries
 things, printing a JSON report on its stdout (an inherited pipe).
 """
+
 from __future__ import annotations
 
 import errno
@@ -57,8 +58,15 @@ def attempt(name, fn):
 """
 
 
-def run_sandboxed(options: dict[str, Any], body: str, *, imports: str = "", before: str = "",
-                  pass_fds: tuple[int, ...] = (), argv: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_sandboxed(
+    options: dict[str, Any],
+    body: str,
+    *,
+    imports: str = "",
+    before: str = "",
+    pass_fds: tuple[int, ...] = (),
+    argv: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Run ``body`` in a new ``python -I`` process after ``oslayers.apply(options)``;
     return the ``report`` dict it printed."""
     code = PRELUDE.format(sandbox_dir=SANDBOX_DIR, imports=imports, before=textwrap.dedent(before))
@@ -66,7 +74,11 @@ def run_sandboxed(options: dict[str, Any], body: str, *, imports: str = "", befo
     code += textwrap.dedent(body) + "\nprint(json.dumps(report), flush=True)\nos._exit(0)\n"
     proc = subprocess.run(
         [sys.executable, "-I", "-c", code, json.dumps(options), *argv],
-        capture_output=True, text=True, timeout=120, cwd="/", pass_fds=pass_fds,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        pass_fds=pass_fds,
         env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -142,7 +154,9 @@ def assert_refused(report: dict[str, Any], name: str, number: int = errno.EPERM)
 def test_all_layers_refuse_sockets_exec_and_writes_and_allow_what_the_worker_needs(shared_dir: Path):
     read_fd, write_fd = os.pipe()
     try:
-        report = run_sandboxed(ALL_ON, TRY_EVERYTHING, imports=TRY_IMPORTS, argv=(str(shared_dir), str(write_fd)), pass_fds=(write_fd,))
+        report = run_sandboxed(
+            ALL_ON, TRY_EVERYTHING, imports=TRY_IMPORTS, argv=(str(shared_dir), str(write_fd)), pass_fds=(write_fd,)
+        )
         os.close(write_fd)
         write_fd = -1
         piped = os.read(read_fd, 100)
@@ -152,11 +166,26 @@ def test_all_layers_refuse_sockets_exec_and_writes_and_allow_what_the_worker_nee
             os.close(write_fd)
     layers = report["layers"]
     assert {name: entry["active"] for name, entry in layers.items()} == {
-        "user": True, "no_new_privs": True, "landlock": True, "seccomp": True,
+        "user": True,
+        "no_new_privs": True,
+        "landlock": True,
+        "seccomp": True,
     }, layers
     # Refused by the seccomp filter (EPERM: not permissions, which would be EACCES).
-    for name in ("socket", "unix_socket", "exec", "fork", "write_new", "append", "read_write", "unlink",
-                 "mkdir", "unshare", "ptrace", "kill_init"):
+    for name in (
+        "socket",
+        "unix_socket",
+        "exec",
+        "fork",
+        "write_new",
+        "append",
+        "read_write",
+        "unlink",
+        "mkdir",
+        "unshare",
+        "ptrace",
+        "kill_init",
+    ):
         assert_refused(report, name)
     assert not (shared_dir / "new.txt").exists()
     assert not (shared_dir / "sub").exists()
@@ -174,9 +203,13 @@ def test_all_layers_refuse_sockets_exec_and_writes_and_allow_what_the_worker_nee
 def test_without_layers_the_same_process_can_do_all_of_it(shared_dir: Path):
     """The control: nothing in the test itself stops those operations."""
     read_fd, write_fd = os.pipe()
-    body = TRY_EVERYTHING.replace('attempt("exec"', '# attempt("exec"').replace('attempt("ptrace"', '# attempt("ptrace"')
+    body = TRY_EVERYTHING.replace('attempt("exec"', '# attempt("exec"').replace(
+        'attempt("ptrace"', '# attempt("ptrace"'
+    )
     try:
-        report = run_sandboxed(ALL_OFF, body, imports=TRY_IMPORTS, argv=(str(shared_dir), str(write_fd)), pass_fds=(write_fd,))
+        report = run_sandboxed(
+            ALL_OFF, body, imports=TRY_IMPORTS, argv=(str(shared_dir), str(write_fd)), pass_fds=(write_fd,)
+        )
     finally:
         os.close(read_fd)
         os.close(write_fd)
@@ -389,8 +422,10 @@ def test_probe_applies_nothing_to_the_calling_process():
 
 # -- system checks W030/W031 ------------------------------------------------------------
 
-def fake_probe(*, seccomp: bool = True, landlock: bool = True, nnp: bool = True, root: bool = False,
-               user_ok: bool = True) -> dict[str, Any]:
+
+def fake_probe(
+    *, seccomp: bool = True, landlock: bool = True, nnp: bool = True, root: bool = False, user_ok: bool = True
+) -> dict[str, Any]:
     def entry(ok: bool, reason: str) -> dict[str, Any]:
         return {"available": True} if ok else {"available": False, "reason": reason}
 

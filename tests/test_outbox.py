@@ -2,6 +2,7 @@
 
 Real V8 throughout; the fault tests with killed processes are in test_faults.py.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -128,7 +129,9 @@ def test_disabled_or_paused_plugin_waits_without_using_attempts(fast, make_plugi
     attempt = outbox.deliver(delivery_id)
     waiting = row(delivery_id)
     assert (attempt.state, waiting.state, waiting.attempts) == ("pending", "pending", 0)
-    assert waiting.next_attempt_at > timezone.now() and ("disabled" in waiting.last_error or "paused" in waiting.last_error)
+    assert waiting.next_attempt_at > timezone.now() and (
+        "disabled" in waiting.last_error or "paused" in waiting.last_error
+    )
     Plugin.objects.filter(pk=plugin.pk).update(enabled=True, paused_at=None)
     Delivery.objects.filter(delivery_id=delivery_id).update(next_attempt_at=timezone.now())
     assert outbox.deliver(delivery_id).state == "delivered"

@@ -3,6 +3,7 @@ and `host` may be declared like any name, and the API stays reachable as `host.*
 
 Real V8 in real sandbox processes, through the app.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,9 +33,9 @@ def test_var_log_array_behaves_as_in_node(make_plugin):
 
 def test_const_config_is_the_plugins_own(make_plugin):
     make_plugin(
-        "const config = { retries: 3 };\n"
-        "const plugin = { f() { return [config.retries, host.config.site]; } };\n",
-        slug="ownconfig", config={"site": "demo"},
+        "const config = { retries: 3 };\nconst plugin = { f() { return [config.retries, host.config.site]; } };\n",
+        slug="ownconfig",
+        config={"site": "demo"},
     )
     assert hooks.call("ownconfig", "f") == [3, "demo"]
 
@@ -54,7 +55,8 @@ def test_const_host_of_its_own(make_plugin):
     make_plugin(
         "const host = 'example.com';\n"
         "const plugin = { f() { log('via bare log'); return [host, globalThis.host.config.k]; } };\n",
-        slug="ownhost", config={"k": 1},
+        slug="ownhost",
+        config={"k": 1},
     )
     result = hooks.run("ownhost", "f")
     assert result.value == ["example.com", 1]
@@ -112,7 +114,8 @@ def test_module_may_declare_the_same_names(make_plugin):
         "import * as api from 'plugin:host';\n"
         "const config = { mine: true }; let log = []; function db() { return 'db'; } class storage {}\n"
         "export default { f() { log.push(1); api.log('x'); return [config.mine, log, db(), typeof storage, api.config.k]; } };\n",
-        slug="modnames", config={"k": 2},
+        slug="modnames",
+        config={"k": 2},
     )
     result = hooks.run("modnames", "f")
     assert result.value == [True, [1], "db", "function", 2]

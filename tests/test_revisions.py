@@ -1,6 +1,7 @@
 """Revisions (plugins_app.revisions): recorded by every save that changes what a plugin runs
 with, rollback, diffs, the edit token, the CLI (`plugins revisions/rollback`, `install
 --if-revision`) and the data migration that gives existing plugins their first revision."""
+
 from __future__ import annotations
 
 import json
@@ -191,7 +192,11 @@ def test_rollback_restores_source_config_limits_grants_as_a_new_revision(plugin,
     PluginGrant(plugin=plugin, model="auth.User", read=["id"]).save()  # r2
     plugin.refresh_from_db()
     plugin.source, plugin.config, plugin.timeout_ms, plugin.max_rows_read, plugin.http_enabled = (
-        SOURCE_2, {"b": [1, 2]}, 2000, 5, True,
+        SOURCE_2,
+        {"b": [1, 2]},
+        2000,
+        5,
+        True,
     )
     plugin.full_clean()
     plugin.save()  # r3
@@ -413,14 +418,33 @@ def test_the_data_migration_gives_existing_plugins_their_first_revision():
         OldPlugin = apps.get_model("plugins_app", "Plugin")
         OldGrant = apps.get_model("plugins_app", "PluginGrant")
         old = OldPlugin.objects.create(
-            slug="old", name="Old", source=SOURCE, config={"k": "v"}, memory_limit_mb=64, timeout_ms=1000,
-            max_host_calls=1, max_rows_read=2, max_rows_written=3, max_host_result_bytes=4, hooks=["greet"],
-            version=7, http_enabled=True,
+            slug="old",
+            name="Old",
+            source=SOURCE,
+            config={"k": "v"},
+            memory_limit_mb=64,
+            timeout_ms=1000,
+            max_host_calls=1,
+            max_rows_read=2,
+            max_rows_written=3,
+            max_host_result_bytes=4,
+            hooks=["greet"],
+            version=7,
+            http_enabled=True,
         )
         OldGrant.objects.create(plugin=old, model="demo.Note", read=["id"], can_delete=True)
         OldGrant.objects.create(plugin=old, model="auth.User", read=["id", "username"])
-        OldPlugin.objects.create(slug="bare", name="Bare", source=SOURCE, memory_limit_mb=64, timeout_ms=1000,
-                                 max_host_calls=1, max_rows_read=2, max_rows_written=3, max_host_result_bytes=4)
+        OldPlugin.objects.create(
+            slug="bare",
+            name="Bare",
+            source=SOURCE,
+            memory_limit_mb=64,
+            timeout_ms=1000,
+            max_host_calls=1,
+            max_rows_read=2,
+            max_rows_written=3,
+            max_host_result_bytes=4,
+        )
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
         rev = PluginRevision.objects.get(plugin__slug="old")

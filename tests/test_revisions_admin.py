@@ -1,6 +1,7 @@
 """Revisions in the admin: one revision per form save with its comment, the revision list,
 the diff (escaped), *Roll back to this revision*, and refusing a form opened before
 another save (optimistic concurrency)."""
+
 from __future__ import annotations
 
 import re
@@ -117,7 +118,9 @@ def test_a_form_save_records_one_revision_with_comment_user_and_grants(admin_cli
     rev = latest(plugin)
     assert rev.changes == ["source", "grants"] and rev.comment == "Say hi, add bye"
     assert rev.created_by == admin_user and rev.origin == "admin"
-    assert rev.grants == [{"model": "auth.User", "read": ["id", "username"], "create": [], "update": [], "can_delete": False}]
+    assert rev.grants == [
+        {"model": "auth.User", "read": ["id", "username"], "create": [], "update": [], "can_delete": False}
+    ]
     assert rev.plugin_version == Plugin.objects.get(pk=plugin.pk).version
     assert any("Recorded revision 2 (source, grants)" in re.sub("<[^>]+>", "", m) for m in messages_of(response))
     history = LogEntry.objects.filter(object_id=str(plugin.pk)).latest("action_time").get_change_message()
@@ -139,10 +142,18 @@ def test_a_form_save_without_a_relevant_change_records_none(admin_client, plugin
 
 def test_adding_a_plugin_records_revision_1_with_the_comment(admin_client, admin_user):
     data = {
-        "name": "New", "slug": "new", "description": "", "source": SOURCE, "memory_limit_mb": "64",
-        "timeout_ms": "1000", "config": "{}", "change_comment": "initial import",
-        "grants-TOTAL_FORMS": "0", "grants-INITIAL_FORMS": "0",
-        "storage_items-TOTAL_FORMS": "0", "storage_items-INITIAL_FORMS": "0",
+        "name": "New",
+        "slug": "new",
+        "description": "",
+        "source": SOURCE,
+        "memory_limit_mb": "64",
+        "timeout_ms": "1000",
+        "config": "{}",
+        "change_comment": "initial import",
+        "grants-TOTAL_FORMS": "0",
+        "grants-INITIAL_FORMS": "0",
+        "storage_items-TOTAL_FORMS": "0",
+        "storage_items-INITIAL_FORMS": "0",
     }
     assert admin_client.post(reverse("admin:plugins_app_plugin_add"), data).status_code == 302
     rev = latest(Plugin.objects.get(slug="new"))
@@ -294,7 +305,9 @@ def test_revision_page_shows_the_snapshot_and_a_rollback_form(admin_client, plug
 def test_rollback_from_the_admin_restores_everything_as_a_new_revision(admin_client, admin_user, plugin):
     PluginGrant(plugin=plugin, model="demo.Note", read=["id", "title"], update=["title"]).save()  # r2
     data = open_form(admin_client, plugin)
-    data.update(source=SOURCE_2, config='{"z": true}', timeout_ms="2500", max_rows_read="3", **{"grants-0-DELETE": "on"})
+    data.update(
+        source=SOURCE_2, config='{"z": true}', timeout_ms="2500", max_rows_read="3", **{"grants-0-DELETE": "on"}
+    )
     add_grant_row(data, model="auth.User", read="id", create="", update="")
     assert admin_client.post(change_url(plugin), data).status_code == 302  # r3
     plugin.refresh_from_db()
@@ -310,7 +323,9 @@ def test_rollback_from_the_admin_restores_everything_as_a_new_revision(admin_cli
     assert list(plugin.grants.values_list("model", "read", "update")) == [("demo.Note", ["id", "title"], ["title"])]
     rev = latest(plugin)
     assert (rev.number, rev.rolled_back_to, rev.comment, rev.created_by) == (4, 2, "broke search", admin_user)
-    assert LogEntry.objects.filter(object_id=str(plugin.pk), change_message__contains="Rolled back to revision 2").exists()
+    assert LogEntry.objects.filter(
+        object_id=str(plugin.pk), change_message__contains="Rolled back to revision 2"
+    ).exists()
     assert any("Rolled back to revision 2" in m for m in messages_of(admin_client.get(change_url(plugin))))
 
 

@@ -2,6 +2,7 @@
 nothing more of its plugin: jsrun delivers an import() rejection only once a runtime's
 park loop has returned to its event loop, so a stopped runtime is terminated in place
 instead (worker.py, Worker.halt_request), and its thread ends at once."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 
 All of it runs real V8 in real sandbox processes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -180,7 +181,8 @@ def test_many_threads_calling_with_host_calls(make_plugin):
             for i in range(thread * 100, thread * 100 + 100):
                 result = hooks.run("threads", "hi", i)
                 outcomes.append(
-                    result.value == {"n": i, "text": f"hi {i}"} and [line.message for line in result.logs] == [f"hello {i}"]
+                    result.value == {"n": i, "text": f"hi {i}"}
+                    and [line.message for line in result.logs] == [f"hello {i}"]
                 )
             return outcomes
         finally:
@@ -221,7 +223,12 @@ def test_sandbox_globals_are_curated(make_plugin):
         config={"version": "1", "nested": {"x": 0}},
     )
     assert set(hooks.call("p", "probe").values()) == {"undefined"}
-    assert hooks.call("p", "tamper") == {"errors": ["TypeError", "TypeError"], "version": "1", "logType": "object", "hostLog": "function"}
+    assert hooks.call("p", "tamper") == {
+        "errors": ["TypeError", "TypeError"],
+        "version": "1",
+        "logType": "object",
+        "hostLog": "function",
+    }
 
 
 def test_sandbox_process_has_no_secrets_and_capped_memory(hostile, monkeypatch):
@@ -244,7 +251,9 @@ def test_sandbox_process_has_no_secrets_and_capped_memory(hostile, monkeypatch):
 
 def test_log_lines_are_capped(make_plugin, settings):
     settings.PLUGINS_APP = {"MAX_LOG_LINES": 3, "MAX_LOG_LINE_CHARS": 10}
-    make_plugin("const plugin = { spam() { for (let i = 0; i < 1000; i++) log('line ' + i + ' ' + 'x'.repeat(50)); return 1; } };")
+    make_plugin(
+        "const plugin = { spam() { for (let i = 0; i < 1000; i++) log('line ' + i + ' ' + 'x'.repeat(50)); return 1; } };"
+    )
     result = hooks.run("p", "spam")
     assert result.value == 1
     assert len(result.logs) == 3
@@ -275,5 +284,7 @@ def test_plugin_replacing_builtins_breaks_only_itself(make_plugin, bystander):
 
 def test_huge_log_argument_is_refused_inside_js(make_plugin, settings):
     settings.PLUGINS_APP = {"MAX_ARGS_BYTES": 10_000}
-    make_plugin("const plugin = { big() { try { log('x'.repeat(100000)); } catch (e) { return e.name + ': ' + e.message; } } };")
+    make_plugin(
+        "const plugin = { big() { try { log('x'.repeat(100000)); } catch (e) { return e.name + ': ' + e.message; } } };"
+    )
     assert hooks.call("p", "big") == "RangeError: host call arguments are too large"

@@ -2,6 +2,7 @@
 
 Every test runs real V8 in real sandbox processes (issue: sandbox hardening).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,26 @@ from plugins_app.sandbox.stderr import StderrDrain
 
 ROOT = Path(__file__).resolve().parent.parent
 INTERNALS = [
-    "__bootstrap", "Deno", "__jsrunCallSync", "__jsrunCallAsync", "__host_op_sync__", "__host_op_async__",
-    "__jsrun_bind_object", "__jsrun_from_py_stream", "__plugins_host", "__plugins_next", "__plugins_exchange",
-    "__plugins_sleep", "__plugins_random", "__plugins_url_source", "__plugins_webapi", "ReadableStream", "WebAssembly",
-    "SharedArrayBuffer", "Atomics", "FinalizationRegistry",
+    "__bootstrap",
+    "Deno",
+    "__jsrunCallSync",
+    "__jsrunCallAsync",
+    "__host_op_sync__",
+    "__host_op_async__",
+    "__jsrun_bind_object",
+    "__jsrun_from_py_stream",
+    "__plugins_host",
+    "__plugins_next",
+    "__plugins_exchange",
+    "__plugins_sleep",
+    "__plugins_random",
+    "__plugins_url_source",
+    "__plugins_webapi",
+    "ReadableStream",
+    "WebAssembly",
+    "SharedArrayBuffer",
+    "Atomics",
+    "FinalizationRegistry",
 ]
 
 
@@ -46,6 +63,7 @@ def documented_globals() -> list[str]:
 
 
 # -- 1. only documented globals -------------------------------------------------------------
+
 
 def test_global_object_holds_exactly_the_documented_names(make_plugin):
     make_plugin(
@@ -128,7 +146,14 @@ def test_stack_inspection_reveals_no_bridge_function(make_plugin):
 def _bootstrapped_runtime(before: str = "", globals_: tuple[str, ...] = worker.GLOBALS):
     """A bare jsrun runtime (in this process) that ran ``before`` and then the bootstrap."""
     runtime = jsrun.Runtime(jsrun.RuntimeConfig(enable_console=False))
-    for name in ("__plugins_host", "__plugins_next", "__plugins_exchange", "__plugins_sleep", "__plugins_random", "__plugins_url_source"):
+    for name in (
+        "__plugins_host",
+        "__plugins_next",
+        "__plugins_exchange",
+        "__plugins_sleep",
+        "__plugins_random",
+        "__plugins_url_source",
+    ):
         runtime.bind_function(name, lambda *args: None)
     runtime.eval(snapshot.webapi_source())  # what the worker's snapshot holds
     if before:
@@ -156,6 +181,7 @@ def test_bootstrap_fails_closed_when_the_engine_lacks_an_allowed_global():
 
 
 # -- 2. an unforgeable channel -----------------------------------------------------------------
+
 
 def test_stdio_is_not_a_channel(make_plugin, one_sandbox):
     make_plugin("const plugin = { a() { return 1; } };", slug="a")
@@ -210,7 +236,14 @@ class _FakeWorker:
 def _serve_one(fake, call_id, host):
     """The supervisor's side of one call of plugin "victim" on ``fake``; raises its failure."""
     step = pool.Invocation(
-        slug="victim", key="victim@1:x", hook="h", args_json="[]", timeout=1.0, memory_mb=32, spec_loader=dict, host=host
+        slug="victim",
+        key="victim@1:x",
+        hook="h",
+        args_json="[]",
+        timeout=1.0,
+        memory_mb=32,
+        spec_loader=dict,
+        host=host,
     )
     try:
         pool._serve(fake, call_id, [step], [None])
@@ -337,8 +370,10 @@ def test_deep_results_are_a_data_error(make_plugin, depth, hook):
 @pytest.mark.parametrize("depth", [2_000, 10_000, 100_000])
 def test_deep_host_call_arguments_are_a_catchable_error(make_plugin, depth):
     make_plugin(DEEP, slug="deep")
-    assert re.match(r"RangeError: host call arguments are nested (deeper than 128 levels|too deeply to encode)",
-                    hooks.call("deep", "deepHost", depth))
+    assert re.match(
+        r"RangeError: host call arguments are nested (deeper than 128 levels|too deeply to encode)",
+        hooks.call("deep", "deepHost", depth),
+    )
 
 
 def test_lone_surrogates_do_not_cross(make_plugin):
@@ -349,6 +384,7 @@ def test_lone_surrogates_do_not_cross(make_plugin):
 
 
 # -- 5. memory cannot ratchet ----------------------------------------------------------------
+
 
 def _rss(pid: int) -> int:
     with open(f"/proc/{pid}/statm") as fh:
@@ -393,6 +429,7 @@ def test_huge_string_result_is_a_memory_error_not_a_crash(make_plugin):
 
 
 # -- 6. lifecycle ----------------------------------------------------------------------------
+
 
 class _KillOnLog(logging.Handler):
     def __init__(self) -> None:
@@ -468,7 +505,10 @@ def _gone(pid: int) -> bool:
 
 def test_sandbox_exits_when_its_django_process_is_killed(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-c", ORPHAN_SCRIPT], stdout=subprocess.PIPE, cwd=ROOT, text=True,
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -488,6 +528,7 @@ def test_sandbox_exits_when_its_django_process_is_killed(tmp_path):
 
 
 # -- 7. OS layers, as the kernel sees the real sandbox ------------------------------------------
+
 
 def _status(pid: int) -> dict[str, str]:
     with open(f"/proc/{pid}/status") as fh:
@@ -509,6 +550,7 @@ def test_real_sandbox_runs_unprivileged_under_seccomp(make_plugin, one_sandbox):
 
 
 # -- 9. the supervisor's log of a sandbox's stderr -----------------------------------------------
+
 
 def test_sandbox_stderr_is_escaped_capped_and_tagged(caplog):
     read_fd, write_fd = os.pipe()

@@ -4,6 +4,7 @@ Run in a fresh process with the demo's settings, so Django configures logging fr
 ``LOGGING`` exactly as gunicorn or a worker would (pytest replaces handlers and levels
 in its own process).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,15 +49,24 @@ logging.getLogger("plugins_app.outbox").error("delivery failed for good", extra=
 
 def run(debug: str) -> subprocess.CompletedProcess:
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if key not in {"PLUGINS_LOG_LEVEL", "PLUGINS_PLUGIN_LOG_LEVEL", "CELERY_BROKER_URL"}
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="project.settings", DEBUG=debug, SECRET_KEY="x" * 50, ALLOWED_HOSTS="testserver",
+        DJANGO_SETTINGS_MODULE="project.settings",
+        DEBUG=debug,
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="testserver",
         DATABASE_URL="sqlite:///:memory:",
     )
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "status 500" in result.stdout
@@ -71,7 +81,9 @@ def test_production_logging_shows_500s_and_plugin_warnings_on_stderr():
     err = run("0").stderr
     # The failed request: logger, level, path, and the traceback that follows it.
     [request] = lines(err, r"Internal Server Error: /boom/")
-    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ERROR django\.request: Internal Server Error: /boom/$", request)
+    assert re.match(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ERROR django\.request: Internal Server Error: /boom/$", request
+    )
     assert "RuntimeError: the database went away" in err
     # The plugin's warning: its logger, level and slug; its text on one (escaped) line.
     [warning] = lines(err, r"quota nearly used")

@@ -1,9 +1,9 @@
 """Signal bindings: Django signals calling plugin hooks (real sandboxes, no mocks)."""
+
 from __future__ import annotations
 
-import uuid
-
 import logging
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -72,7 +72,9 @@ def our_receivers(signal: Signal) -> list:
 # -- post_save / post_delete after commit --------------------------------------------
 
 
-def test_post_save_fires_once_after_commit_with_exposed_fields(settings, recorder, ada, django_capture_on_commit_callbacks):
+def test_post_save_fires_once_after_commit_with_exposed_fields(
+    settings, recorder, ada, django_capture_on_commit_callbacks
+):
     settings.PLUGINS_APP = {"SIGNAL_BINDINGS": [NOTE_SAVED]}
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         note = Note.objects.create(author=ada, title="Hello", body="text", score=3)
@@ -252,7 +254,9 @@ def test_fail_closed_filter_aborts_the_save(make_plugin, ada):
 # -- user_logged_in and project signals ----------------------------------------------
 
 
-def test_user_logged_in_passes_id_and_username_only(settings, recorder, ada, client, django_capture_on_commit_callbacks):
+def test_user_logged_in_passes_id_and_username_only(
+    settings, recorder, ada, client, django_capture_on_commit_callbacks
+):
     settings.PLUGINS_APP = {"SIGNAL_BINDINGS": [{"signal": "user_logged_in", "hook": "onEvent"}]}
     with django_capture_on_commit_callbacks(execute=True):
         client.force_login(ada)
@@ -276,7 +280,9 @@ def test_project_signal_by_dotted_path_passes_jsonable_kwargs(settings, recorder
 
 def test_override_settings_changes_bindings_and_connects_new_signals(settings, recorder):
     assert not our_receivers(quiet_signal)
-    settings.PLUGINS_APP = {"SIGNAL_BINDINGS": [{"signal": f"{__name__}.quiet_signal", "hook": "onEvent", "mode": "sync"}]}
+    settings.PLUGINS_APP = {
+        "SIGNAL_BINDINGS": [{"signal": f"{__name__}.quiet_signal", "hook": "onEvent", "mode": "sync"}]
+    }
     assert len(our_receivers(quiet_signal)) == 1
     quiet_signal.send(sender=None, n=1)
     assert calls(recorder) == 1
@@ -369,8 +375,15 @@ def test_checks_report_bad_bindings(settings):
         ]
     }
     assert ids(checks.check_signal_bindings()) == [
-        "plugins_app.E020", "plugins_app.E020", "plugins_app.E020", "plugins_app.E021", "plugins_app.E022",
-        "plugins_app.E022", "plugins_app.E022", "plugins_app.E023", "plugins_app.E024",
+        "plugins_app.E020",
+        "plugins_app.E020",
+        "plugins_app.E020",
+        "plugins_app.E021",
+        "plugins_app.E022",
+        "plugins_app.E022",
+        "plugins_app.E022",
+        "plugins_app.E023",
+        "plugins_app.E024",
     ]
     assert len(bindings()) == 2  # auth.Group and nope.Model: used, but skipped when they fire
     settings.PLUGINS_APP = {"SIGNAL_BINDINGS": {"signal": "post_save"}}

@@ -5,6 +5,7 @@ aborts a process that creates a snapshot runtime while a plain ``jsrun.Runtime()
 open, and other tests (test_sandbox_security.py) create plain runtimes in this pytest
 process. The child prints a JSON report on its last stdout line; the assertions are here.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,17 @@ GREETER = (Path(__file__).resolve().parent.parent / "project" / "demo" / "plugin
 # The Python functions the bootstrap looks up (the worker binds them before it runs).
 BOUND_NAMES = re.findall(r'opId\("(__plugins_\w+)"\)', worker.BOOTSTRAP_JS)
 INTERNALS = (
-    "__bootstrap", "Deno", "__jsrunCallSync", "__jsrunCallAsync", "__host_op_sync__", "__host_op_async__",
-    "__jsrun_bind_object", "__jsrun_from_py_stream", "ReadableStream", snapshot.BOOTSTRAP_FUNCTION, *BOUND_NAMES,
+    "__bootstrap",
+    "Deno",
+    "__jsrunCallSync",
+    "__jsrunCallAsync",
+    "__host_op_sync__",
+    "__host_op_async__",
+    "__jsrun_bind_object",
+    "__jsrun_from_py_stream",
+    "ReadableStream",
+    snapshot.BOOTSTRAP_FUNCTION,
+    *BOUND_NAMES,
 )
 
 PRELUDE = """
@@ -53,7 +63,11 @@ def run_child(body: str, *, argv: tuple[str, ...] = (), load: bool = False) -> d
     code += "\nprint(json.dumps(report), flush=True)\nos._exit(0)\n"
     proc = subprocess.run(
         [sys.executable, "-I", "-c", code, *argv],
-        capture_output=True, text=True, timeout=120, cwd="/", env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
     return json.loads(proc.stdout.splitlines()[-1])

@@ -1,5 +1,6 @@
 """{% plugin_hook %}: escaping, sanitizing, model instances as exposed data, failures
 (real V8, no mocks)."""
+
 from __future__ import annotations
 
 import html
@@ -39,7 +40,9 @@ def test_no_plugins_renders_nothing(db):
 def test_string_result_is_escaped_text(make_plugin):
     make_plugin(returning(json.dumps(XSS + ' & <img src=x onerror=alert(1)> "q"')), slug="p")
     out = render('{% plugin_hook "sidebar" %}')
-    assert out == wrapped("p", "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt; &quot;q&quot;")
+    assert out == wrapped(
+        "p", "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;img src=x onerror=alert(1)&gt; &quot;q&quot;"
+    )
     assert "<script" not in out and "<img" not in out
 
 
@@ -65,10 +68,27 @@ def test_html_result_is_sanitized(make_plugin):
     out = render('{% plugin_hook "sidebar" %}')
     assert out.startswith('<div class="plugin-hook" data-plugin="p"><p>Hello <b>bold</b> <em>em</em></p>')
     lowered = out.lower()
-    for bad in ("<script", "alert(1)", "<style", "<iframe", "<img", "onerror", "onmouseover", "onclick",
-                "javascript:", "style=", "class='admin'", 'id="x"', "<form", "<input", "<svg", "comment", "target"):
+    for bad in (
+        "<script",
+        "alert(1)",
+        "<style",
+        "<iframe",
+        "<img",
+        "onerror",
+        "onmouseover",
+        "onclick",
+        "javascript:",
+        "style=",
+        "class='admin'",
+        'id="x"',
+        "<form",
+        "<input",
+        "<svg",
+        "comment",
+        "target",
+    ):
         assert bad not in lowered, bad
-    assert '<b>hover</b>' in out
+    assert "<b>hover</b>" in out
     assert '<a rel="noopener noreferrer">js</a>' in out
     assert '<a href="https://example.com/" rel="noopener noreferrer">ext</a>' in out
 
@@ -116,10 +136,17 @@ def test_arguments_are_json_data(make_plugin):
     make_plugin(returning("JSON.stringify(args)"), slug="p")
     out = render(
         '{% plugin_hook "sidebar" d l s n "lit" %}',
-        d={"k": [1, None, True], "safe": mark_safe("<b>")}, l=(1, 2), s="x", n=Decimal("1.50"),
+        d={"k": [1, None, True], "safe": mark_safe("<b>")},
+        l=(1, 2),
+        s="x",
+        n=Decimal("1.50"),
     )
     assert json.loads(html.unescape(out.removeprefix(wrapped("p", "")[:-6]).removesuffix("</div>"))) == [
-        {"k": [1, None, True], "safe": "<b>"}, [1, 2], "x", "1.50", "lit",
+        {"k": [1, None, True], "safe": "<b>"},
+        [1, 2],
+        "x",
+        "1.50",
+        "lit",
     ]
 
 
@@ -138,7 +165,7 @@ def echo_instance(make_plugin) -> None:
 def rendered_json(out: str) -> object:
     prefix = '<div class="plugin-hook" data-plugin="p">'
     assert out.startswith(prefix) and out.endswith("</div>")
-    return json.loads(html.unescape(out[len(prefix):-len("</div>")]))
+    return json.loads(html.unescape(out[len(prefix) : -len("</div>")]))
 
 
 def test_user_instance_becomes_its_exposed_fields_only(make_plugin):
@@ -157,7 +184,11 @@ def test_foreign_keys_are_primary_keys_and_dates_iso(make_plugin):
     note = Note.objects.create(author=author, title="<b>T</b>", body="text", score=3)
     data = rendered_json(render('{% plugin_hook "sidebar" note %}', note=note))
     assert data == {
-        "id": note.pk, "author": author.pk, "title": "<b>T</b>", "body": "text", "score": 3,
+        "id": note.pk,
+        "author": author.pk,
+        "title": "<b>T</b>",
+        "body": "text",
+        "score": 3,
         "created_at": note.created_at.isoformat(),
     }
     assert plugin_data([note, {"n": note}]) == [data, {"n": data}]
@@ -167,13 +198,21 @@ def test_exposure_decides_what_is_passed(make_plugin):
     echo_instance(make_plugin)
     user = User.objects.create_user("carol", email="c@example.com")
     with exposing(("auth.User", {"read": ["username", "email"]})):
-        assert rendered_json(render('{% plugin_hook "sidebar" u %}', u=user)) == {"username": "carol", "email": "c@example.com"}
+        assert rendered_json(render('{% plugin_hook "sidebar" u %}', u=user)) == {
+            "username": "carol",
+            "email": "c@example.com",
+        }
 
 
 @pytest.mark.parametrize("value", ["group", "object", "set", "nan"])
 def test_unexposed_model_or_non_json_value(make_plugin, settings, caplog, value):
     echo_instance(make_plugin)
-    arg = {"group": lambda: Group.objects.create(name="g"), "object": object, "set": lambda: {1}, "nan": lambda: float("nan")}[value]()
+    arg = {
+        "group": lambda: Group.objects.create(name="g"),
+        "object": object,
+        "set": lambda: {1},
+        "nan": lambda: float("nan"),
+    }[value]()
     settings.DEBUG = True
     with pytest.raises(TypeError):
         render('{% plugin_hook "sidebar" "ok" arg %}', arg=arg)

@@ -1,4 +1,5 @@
 """plugins_app.testing: installing real plugins for one test, as a site's own suite would."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -11,12 +12,17 @@ from django.core.exceptions import ValidationError
 from plugins_app import hooks
 from plugins_app.exceptions import PluginNotFound, PluginPermissionDenied
 from plugins_app.models import Plugin, PluginGrant, StorageItem
-from plugins_app.testing import PluginInstaller, install, installed_plugin, uninstall
-from project.demo.models import Note
 
 # A site adds `pytest_plugins = ["plugins_app.testing"]` to its root conftest.py; here the
 # fixture is imported, which pytest treats the same way.
-from plugins_app.testing import install_plugin  # noqa: E402, F401 - the fixture under test
+from plugins_app.testing import (
+    PluginInstaller,
+    install,
+    install_plugin,  # noqa: E402, F401 - the fixture under test
+    installed_plugin,
+    uninstall,
+)
+from project.demo.models import Note
 
 SHOUT = "const plugin = { title(value) { return value.toUpperCase() + config.suffix; } };"
 READER = """

@@ -5,6 +5,7 @@ limit; when the result is sent, every pending timer is cancelled and never fires
 The wait for the next timer blocks the runtime's thread in the worker (no CPU), bounded
 by the call's deadline. Ordering against Node.js 20 is in tests/webapi/cases.js.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,6 +1,7 @@
 """Install by upload (the .js file field of the plugin form) and export/import of plugins
 (plugins_app.transfer): the file, the round trip, validation like a save, grants this site
 cannot give, replace, and the admin and CLI ways in."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,20 @@ def grant(plugin: Plugin, model: str, **fields) -> PluginGrant:
 def full(make_plugin) -> Plugin:
     """A plugin with everything an export carries set away from the defaults."""
     plugin = make_plugin(
-        GREETER, slug="full", name="Full greeter", description="Says hello.", config={"version": "9"},
-        config_schema=SCHEMA, memory_limit_mb=32, timeout_ms=500, max_host_calls=7, max_rows_read=8,
-        max_rows_written=9, max_host_result_bytes=4096, priority=5, http_enabled=True,
+        GREETER,
+        slug="full",
+        name="Full greeter",
+        description="Says hello.",
+        config={"version": "9"},
+        config_schema=SCHEMA,
+        memory_limit_mb=32,
+        timeout_ms=500,
+        max_host_calls=7,
+        max_rows_read=8,
+        max_rows_written=9,
+        max_host_result_bytes=4096,
+        priority=5,
+        http_enabled=True,
     )
     grant(plugin, "auth.User", read=["id", "username"])
     grant(plugin, "demo.Note", read=["id", "title", "score"], create=["title"], update=["score"], can_delete=True)
@@ -73,12 +85,22 @@ def test_export_writes_everything_about_a_plugin(full, tmp_path: Path):
     assert entry["source"] == GREETER and entry["config"] == {"version": "9"} and entry["config_schema"] == SCHEMA
     assert entry["priority"] == 5 and entry["http_enabled"] is True
     assert entry["limits"] == {
-        "memory_limit_mb": 32, "timeout_ms": 500, "max_host_calls": 7, "max_rows_read": 8, "max_rows_written": 9,
+        "memory_limit_mb": 32,
+        "timeout_ms": 500,
+        "max_host_calls": 7,
+        "max_rows_read": 8,
+        "max_rows_written": 9,
         "max_host_result_bytes": 4096,
     }
     assert entry["grants"] == [
         {"model": "auth.User", "read": ["id", "username"], "create": [], "update": [], "can_delete": False},
-        {"model": "demo.Note", "read": ["id", "title", "score"], "create": ["title"], "update": ["score"], "can_delete": True},
+        {
+            "model": "demo.Note",
+            "read": ["id", "title", "score"],
+            "create": ["title"],
+            "update": ["score"],
+            "can_delete": True,
+        },
     ]
     assert entry["metadata"]["hooks"] == ["greet", "farewell"] and entry["metadata"]["version"] == full.version
     # To stdout without -o; an unknown slug is an error.
@@ -139,7 +161,11 @@ def test_grants_this_site_cannot_give_are_left_out_and_reported(full, tmp_path: 
         plugin = Plugin.objects.get(slug="full")
         (note,) = plugin.grants.all()
         assert (note.model, note.read, note.create, note.update, note.can_delete) == (
-            "demo.Note", ["id", "title"], ["title"], [], True
+            "demo.Note",
+            ["id", "title"],
+            ["title"],
+            [],
+            True,
         )
 
 
@@ -149,7 +175,11 @@ def test_import_validates_like_a_save_and_saves_nothing_on_error(tmp_path: Path)
     schema_broken = {"slug": "strict", "source": GREETER, "config": {}, "config_schema": SCHEMA}
     limits = {"slug": "limits", "source": GREETER, "limits": {"timeout_ms": 10**9}}
     path = tmp_path / "many.json"
-    path.write_text(json.dumps({"format": "plugins_app.plugins", "format_version": 1, "plugins": [good, bad, schema_broken, limits]}))
+    path.write_text(
+        json.dumps(
+            {"format": "plugins_app.plugins", "format_version": 1, "plugins": [good, bad, schema_broken, limits]}
+        )
+    )
     code, out, err = run("import", str(path))
     assert code == 1 and not out
     assert "bad: source: SyntaxError: Unexpected token ';' (line 2, column 24)" in err
@@ -166,10 +196,18 @@ def test_import_validates_like_a_save_and_saves_nothing_on_error(tmp_path: Path)
         (b'{"plugins": []}', "Not a plugin export file"),
         (b'{"format": "plugins_app.plugins", "format_version": 2, "plugins": [{}]}', "format version 2"),
         (b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": []}', "empty"),
-        (b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a"}, {"slug": "a"}]}', "more than once"),
-        (b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a", "source": 5}]}', "source must be str"),
-        (b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a", "source": "x", "grants": [{"read": []}]}]}',
-         "a grant without a model"),
+        (
+            b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a"}, {"slug": "a"}]}',
+            "more than once",
+        ),
+        (
+            b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a", "source": 5}]}',
+            "source must be str",
+        ),
+        (
+            b'{"format": "plugins_app.plugins", "format_version": 1, "plugins": [{"slug": "a", "source": "x", "grants": [{"read": []}]}]}',
+            "a grant without a model",
+        ),
     ],
 )
 def test_import_refuses_files_that_are_not_exports(text, message):
@@ -259,7 +297,9 @@ def test_add_a_plugin_by_uploading_a_js_file(admin_client):
 def test_the_uploaded_file_wins_over_the_source_box(admin_client, greeter):
     url = reverse("admin:plugins_app_plugin_change", args=[greeter.pk])
     js = SimpleUploadedFile("new.js", GREETER.replace("Goodbye", "Farewell").encode())
-    data = form_data(slug="greeter", name="Greeter", source=GREETER, source_file=js, config='{"version": "1.0.0"}', enabled="on")
+    data = form_data(
+        slug="greeter", name="Greeter", source=GREETER, source_file=js, config='{"version": "1.0.0"}', enabled="on"
+    )
     response = admin_client.post(url, data)
     assert response.status_code == 302
     greeter.refresh_from_db()
@@ -279,7 +319,9 @@ def test_the_uploaded_file_wins_over_the_source_box(admin_client, greeter):
     ],
 )
 def test_uploads_that_are_refused(admin_client, name, content, message):
-    response = admin_client.post(reverse("admin:plugins_app_plugin_add"), upload_form(SimpleUploadedFile(name, content)))
+    response = admin_client.post(
+        reverse("admin:plugins_app_plugin_add"), upload_form(SimpleUploadedFile(name, content))
+    )
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "source_file" in errors and message in " ".join(errors["source_file"]), errors
@@ -288,7 +330,9 @@ def test_uploads_that_are_refused(admin_client, name, content, message):
 
 def test_an_uploaded_file_with_an_error_is_shown_in_the_source_box(admin_client):
     bad = "const plugin = {\n  greet(n) { return n +; }\n};"
-    response = admin_client.post(reverse("admin:plugins_app_plugin_add"), upload_form(SimpleUploadedFile("bad.js", bad.encode())))
+    response = admin_client.post(
+        reverse("admin:plugins_app_plugin_add"), upload_form(SimpleUploadedFile("bad.js", bad.encode()))
+    )
     form = response.context["adminform"].form
     assert "line 2" in " ".join(form.errors["source"]) and form["source"].value() == bad
 

@@ -1,6 +1,7 @@
 """Generated TypeScript types (plugins_app.typegen): the JSON Schema and model field mapping,
 the ``plugins types`` command, the admin download, and ``tsc`` checking sample plugins
 (tests/typegen_samples/) against the types generated for them."""
+
 from __future__ import annotations
 
 import json
@@ -42,11 +43,24 @@ NOTE = {
     "additionalProperties": False,
 }
 HOOKS: list[dict[str, Any]] = [
-    {"name": "noteSaved", "kind": "action", "args": [NOTE, {"title": "created", "type": "boolean"}],
-     "description": "A note was saved."},
-    {"name": "headline", "kind": "filter", "args": [{"title": "value", "type": "string"}, REQUEST_INFO],
-     "returns": {"type": "string"}},
-    {"name": "scoreOf", "kind": "call", "args": {"noteId": {"type": "integer"}}, "returns": {"type": ["integer", "null"]}},
+    {
+        "name": "noteSaved",
+        "kind": "action",
+        "args": [NOTE, {"title": "created", "type": "boolean"}],
+        "description": "A note was saved.",
+    },
+    {
+        "name": "headline",
+        "kind": "filter",
+        "args": [{"title": "value", "type": "string"}, REQUEST_INFO],
+        "returns": {"type": "string"},
+    },
+    {
+        "name": "scoreOf",
+        "kind": "call",
+        "args": {"noteId": {"type": "integer"}},
+        "returns": {"type": ["integer", "null"]},
+    },
     {"name": "neverImplemented", "kind": "action", "args": [{"title": "x", "type": "string"}]},
 ]
 CONFIG_SCHEMA = {
@@ -62,15 +76,31 @@ CONFIG_SCHEMA = {
 }
 DEMO_EXPOSURE = [
     ("auth.User", {"read": ["id", "username", "email"], "relations": [], "lookups": ["exact", "in", "istartswith"]}),
-    ("demo.Note", {
-        "read": ["id", "author", "title", "body", "score", "created_at"],
-        "write": ["author", "title", "body", "score"],
-        "relations": ["author"],
-    }),
-    ("plugins_app.Delivery", {
-        "read": ["id", "delivery_id", "plugin", "mode", "args", "state", "attempts", "lease_until", "plugin_version"],
-        "write": ["hook", "mode", "args", "lease_until", "plugin_version"],
-    }),
+    (
+        "demo.Note",
+        {
+            "read": ["id", "author", "title", "body", "score", "created_at"],
+            "write": ["author", "title", "body", "score"],
+            "relations": ["author"],
+        },
+    ),
+    (
+        "plugins_app.Delivery",
+        {
+            "read": [
+                "id",
+                "delivery_id",
+                "plugin",
+                "mode",
+                "args",
+                "state",
+                "attempts",
+                "lease_until",
+                "plugin_version",
+            ],
+            "write": ["hook", "mode", "args", "lease_until", "plugin_version"],
+        },
+    ),
 ]
 # Injection attempts: each would declare `injected` if a name or text reached the output raw.
 HOSTILE = '"; declare const injected: number; //*/ declare const injected: number; /*\n declare const injected: 1;'
@@ -92,12 +122,20 @@ HOSTILE = '"; declare const injected: number; //*/ declare const injected: numbe
         ({"type": "array", "items": {"type": "integer"}}, "number[]"),
         ({"type": "array", "items": {"type": ["integer", "string"]}}, "Array<number | string>"),
         ({"type": "array"}, "JsonValue[]"),
-        ({"prefixItems": [{"type": "string"}, {"type": "integer"}], "minItems": 1, "items": False}, "[string, number?]"),
-        ({"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "boolean"}}, "[string?, ...boolean[]]"),
+        (
+            {"prefixItems": [{"type": "string"}, {"type": "integer"}], "minItems": 1, "items": False},
+            "[string, number?]",
+        ),
+        (
+            {"type": "array", "items": [{"type": "string"}], "additionalItems": {"type": "boolean"}},
+            "[string?, ...boolean[]]",
+        ),
         ({"anyOf": [{"type": "string"}, {"type": "integer"}]}, "string | number"),
         ({"oneOf": [{"const": 1}, {"const": 2}]}, "1 | 2"),
-        ({"allOf": [{"properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "string"}}}]},
-         "{\n  a?: string;\n} & {\n  b?: string;\n}"),
+        (
+            {"allOf": [{"properties": {"a": {"type": "string"}}}, {"properties": {"b": {"type": "string"}}}]},
+            "{\n  a?: string;\n} & {\n  b?: string;\n}",
+        ),
         ({"type": "string", "anyOf": [{"const": "a"}, {"const": "b"}]}, 'string & ("a" | "b")'),
         ({}, "JsonValue"),
         (True, "JsonValue"),
@@ -132,13 +170,19 @@ def test_object_properties_required_optional_and_descriptions() -> None:
 
 
 def test_readonly_objects_and_arrays() -> None:
-    schema = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}, "required": ["tags"]}
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["tags"],
+    }
     assert schema_to_ts(schema, readonly=True) == "{\n  readonly tags: readonly string[];\n}"
 
 
 def test_local_refs_are_followed_and_recursion_stops_at_unknown() -> None:
     schema = {
-        "$defs": {"node": {"type": "object", "properties": {"name": {"type": "string"}, "next": {"$ref": "#/$defs/node"}}}},
+        "$defs": {
+            "node": {"type": "object", "properties": {"name": {"type": "string"}, "next": {"$ref": "#/$defs/node"}}}
+        },
         "$ref": "#/$defs/node",
     }
     assert schema_to_ts(schema) == "{\n  name?: string;\n  next?: unknown;\n}"
@@ -229,9 +273,19 @@ def test_field_types_match_what_the_host_api_returns(db: None) -> None:
 
     plugin = Plugin(slug="x", name="x", source="const plugin = {f() {}}")
     plugin.save()
-    row = exposed_row(Delivery.objects.create(plugin=plugin, hook="h", mode="background", args=[1]), [
-        "id", "delivery_id", "plugin", "mode", "args", "attempts", "lease_until", "next_attempt_at",
-    ])
+    row = exposed_row(
+        Delivery.objects.create(plugin=plugin, hook="h", mode="background", args=[1]),
+        [
+            "id",
+            "delivery_id",
+            "plugin",
+            "mode",
+            "args",
+            "attempts",
+            "lease_until",
+            "next_attempt_at",
+        ],
+    )
     js_types = {"number": (int, float), "string": str, "JsonValue": (list, dict, str, int, float, bool, type(None))}
     for name, value in row.items():
         declared = field_types(Delivery._meta.get_field(name)).read
@@ -266,10 +320,18 @@ def _grant(plugin: Plugin, model: str, read: list[str], create: Sequence[str] = 
 @pytest.fixture
 def notes(make_plugin: Callable[..., Plugin], catalogue: None, demo_exposure: None) -> Plugin:
     plugin = make_plugin(
-        (SAMPLES / "notes.js").read_text(), slug="notes",
-        config={"weight": 2, "keywords": ["urgent"]}, config_schema=CONFIG_SCHEMA,
+        (SAMPLES / "notes.js").read_text(),
+        slug="notes",
+        config={"weight": 2, "keywords": ["urgent"]},
+        config_schema=CONFIG_SCHEMA,
     )
-    _grant(plugin, "demo.Note", ["id", "author", "title", "score", "created_at"], create=["author", "title"], update=["score"])
+    _grant(
+        plugin,
+        "demo.Note",
+        ["id", "author", "title", "score", "created_at"],
+        create=["author", "title"],
+        update=["score"],
+    )
     _grant(plugin, "auth.User", ["id", "username"])
     plugin.refresh_from_db()
     return plugin
@@ -319,7 +381,7 @@ def test_grants_on_models_no_longer_exposed_are_listed_not_typed(notes: Plugin) 
         text = typegen.plugin_types(notes)
     assert 'no longer exposes (every call on them is refused): "auth.User"' in text
     assert "AuthUserRow" not in text
-    assert "DbRelated<" not in text.split("interface GrantedModels", 1)[0].split("// \"demo.Note\"", 1)[1]
+    assert "DbRelated<" not in text.split("interface GrantedModels", 1)[0].split('// "demo.Note"', 1)[1]
 
 
 # -- the command and the admin -----------------------------------------------------------------
@@ -397,9 +459,19 @@ def tsc() -> list[str]:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         result = subprocess.run(
-            [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", "--no-save",
-             f"typescript@{TYPESCRIPT_VERSION}"],
-            capture_output=True, text=True, timeout=600,
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(staging),
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                f"typescript@{TYPESCRIPT_VERSION}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if result.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
@@ -414,8 +486,15 @@ def tsc() -> list[str]:
 
 
 COMPILER_OPTIONS = {
-    "strict": True, "noEmit": True, "lib": ["es2023"], "types": [], "target": "es2022",
-    "module": "es2022", "moduleResolution": "bundler", "allowJs": True, "checkJs": True,
+    "strict": True,
+    "noEmit": True,
+    "lib": ["es2023"],
+    "types": [],
+    "target": "es2022",
+    "module": "es2022",
+    "moduleResolution": "bundler",
+    "allowJs": True,
+    "checkJs": True,
 }
 ERROR_LINE = re.compile(r"^(?P<file>.+?)\((?P<line>\d+),(?P<col>\d+)\): error (?P<code>TS\d+): (?P<message>.*)$")
 
@@ -432,7 +511,9 @@ def _doc_examples() -> dict[str, str]:
     return {"docs-script.js": blocks["javascript"], "docs-module.ts": blocks["typescript"]}
 
 
-def _check(tsc: list[str], tmp_path: Path, projects: dict[str, tuple[str, list[str]]]) -> dict[str, dict[int, list[str]]]:
+def _check(
+    tsc: list[str], tmp_path: Path, projects: dict[str, tuple[str, list[str]]]
+) -> dict[str, dict[int, list[str]]]:
     """Type-check each project (its .d.ts text and sample files) in one tsc run; return the
     errors by sample file name and line."""
     docs = _doc_examples()
@@ -448,14 +529,20 @@ def _check(tsc: list[str], tmp_path: Path, projects: dict[str, tuple[str, list[s
         config = {"compilerOptions": COMPILER_OPTIONS, "files": ["plugin.d.ts", *samples]}
         (folder / "tsconfig.json").write_text(json.dumps(config))
     result = subprocess.run(
-        [*tsc, "-b", *projects, "--pretty", "false"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [*tsc, "-b", *projects, "--pretty", "false"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     errors: dict[str, dict[int, list[str]]] = {}
     for line in result.stdout.splitlines():
         match = ERROR_LINE.match(line)
         if match:
             file = Path(match["file"]).name
-            errors.setdefault(file, {}).setdefault(int(match["line"]), []).append(f"{match['code']}: {match['message']}")
+            errors.setdefault(file, {}).setdefault(int(match["line"]), []).append(
+                f"{match['code']}: {match['message']}"
+            )
         elif line.strip() and not line.startswith(" "):
             pytest.fail(f"unexpected tsc output: {line}\n{result.stdout}")
     # tsc -b exits 1 or 2 when it reports errors (whether or not it would have emitted).
@@ -468,11 +555,16 @@ def hostile(make_plugin: Callable[..., Plugin], catalogue: None) -> Iterator[Plu
     name = 'x"; declare const injected: number; //*/'
     other = "y\u2028declare const injected: 1; /*"  # U+2028 ends a // comment; hook names may hold it
     schema = {"type": "object", "properties": {HOSTILE: {"enum": [HOSTILE], "description": HOSTILE}}}
-    spec = {"name": name, "kind": "action", "description": HOSTILE, "args": [{"title": "a", "type": "object",
-            "properties": {HOSTILE: {"type": "string", "description": HOSTILE}}}]}
+    spec = {
+        "name": name,
+        "kind": "action",
+        "description": HOSTILE,
+        "args": [{"title": "a", "type": "object", "properties": {HOSTILE: {"type": "string", "description": HOSTILE}}}],
+    }
     with declaring(spec):
         yield make_plugin(
-            f"const plugin = {{ {json.dumps(name)}() {{}}, {json.dumps(other)}() {{}} }};", slug="hostile",
+            f"const plugin = {{ {json.dumps(name)}() {{}}, {json.dumps(other)}() {{}} }};",
+            slug="hostile",
             config_schema=schema,
         )
 
@@ -503,7 +595,10 @@ def test_tsc_accepts_good_samples_and_rejects_type_errors(
             found = errors.get(sample, {})
             if set(found) != expected:
                 unexpected = {n: found[n] for n in sorted(set(found) - expected)}
-                mismatches[sample] = {"unexpected errors": unexpected, "lines not rejected": sorted(expected - set(found))}
+                mismatches[sample] = {
+                    "unexpected errors": unexpected,
+                    "lines not rejected": sorted(expected - set(found)),
+                }
     assert not mismatches
     for sample in ("notes.js", "notes.ts", "notes-module.ts", "notes-module.mjs"):
         assert not _expected_error_lines(SAMPLES / sample)

@@ -1,5 +1,6 @@
 """Plugin-served endpoints, filter_value and apply_filters_to_context, through the Django
 test client and real sandbox processes (real V8, no mocks)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -120,7 +121,11 @@ def test_request_fields_arrive_and_only_allowed_headers(client, echo):
 
 def test_credentials_never_reach_a_plugin_even_if_allowlisted(client, echo, settings):
     settings.PLUGINS_APP = {"HTTP_ALLOWED_REQUEST_HEADERS": ["cookie", "authorization", "x-csrftoken", "x-custom"]}
-    req = sent(client.get("/plugins/echo/", headers={"Cookie": "a=b", "Authorization": "x", "X-CSRFToken": "t", "X-Custom": "ok"}))
+    req = sent(
+        client.get(
+            "/plugins/echo/", headers={"Cookie": "a=b", "Authorization": "x", "X-CSRFToken": "t", "X-Custom": "ok"}
+        )
+    )
     assert req["headers"] == {"x-custom": "ok"}
 
 
@@ -162,7 +167,8 @@ def test_undecodable_body_is_400_without_calling_the_plugin(client, make_plugin,
     settings.PLUGINS_APP = {"HTTP_MAX_BODY_BYTES": 1024 * 1024}
     plugin = make_plugin(
         "const plugin = { onRequest(req) { storage.set('called', true); return { body: 'ok' }; } };",
-        slug="spy", http_enabled=True,
+        slug="spy",
+        http_enabled=True,
     )
     response = client.post("/plugins/spy/", body, content_type=content_type)
     assert response.status_code == 400
@@ -178,7 +184,8 @@ def test_body_over_the_cap_is_413_without_calling_the_plugin(client, make_plugin
     settings.PLUGINS_APP = {"HTTP_MAX_BODY_BYTES": 10}
     plugin = make_plugin(
         "const plugin = { onRequest(req) { storage.set('called', true); return { json: req.body }; } };",
-        slug="spy", http_enabled=True,
+        slug="spy",
+        http_enabled=True,
     )
     assert client.post("/plugins/spy/", "x" * 10, content_type="text/plain").content == b'"xxxxxxxxxx"'
     StorageItem.objects.filter(plugin=plugin).delete()
@@ -203,7 +210,8 @@ def test_body_cap_also_applies_to_what_is_actually_read(make_plugin, settings, d
     settings.PLUGINS_APP = {"HTTP_MAX_BODY_BYTES": 10}
     plugin = make_plugin(
         "const plugin = { onRequest(req) { storage.set('called', true); return { json: req.body }; } };",
-        slug="spy", http_enabled=True,
+        slug="spy",
+        http_enabled=True,
     )
     headers = [(b"content-type", b"text/plain")] + ([(b"content-length", declared)] if declared else [])
     response = views.endpoint(asgi_request("/plugins/spy/", b"y" * 11, headers), slug="spy")
@@ -225,7 +233,9 @@ def test_unsafe_methods_need_a_csrf_token(echo):
     assert client.post("/plugins/echo/", {}, content_type="application/json").status_code == 403
     assert client.delete("/plugins/echo/").status_code == 403
     client.cookies["csrftoken"] = "a" * 32
-    response = client.post("/plugins/echo/", {"x": 1}, content_type="application/json", headers={"X-CSRFToken": "a" * 32})
+    response = client.post(
+        "/plugins/echo/", {"x": 1}, content_type="application/json", headers={"X-CSRFToken": "a" * 32}
+    )
     assert response.status_code == 200
     req = json.loads(response.content)
     assert req["body"] == {"x": 1} and "x-csrftoken" not in req["headers"] and "cookie" not in req["headers"]
@@ -241,7 +251,9 @@ def test_under_asgi(make_plugin, settings):
 
     async def main():
         client = AsyncClient()
-        ok = await client.post("/plugins/echo/x?q=1", {"a": 1}, content_type="application/json", headers={"Authorization": "x"})
+        ok = await client.post(
+            "/plugins/echo/x?q=1", {"a": 1}, content_type="application/json", headers={"Authorization": "x"}
+        )
         big = await client.post("/plugins/echo/", "z" * 101, content_type="text/plain")
         return ok, big
 
@@ -250,8 +262,12 @@ def test_under_asgi(make_plugin, settings):
     ok, big = async_to_sync(main)()
     assert ok.status_code == 200
     assert ok.json() == {
-        "method": "POST", "path": "/x", "query": {"q": ["1"]}, "headers": {"content-type": "application/json"},
-        "body": {"a": 1}, "user": None,
+        "method": "POST",
+        "path": "/x",
+        "query": {"q": ["1"]},
+        "headers": {"content-type": "application/json"},
+        "body": {"a": 1},
+        "user": None,
     }
     assert big.status_code == 413
 
@@ -283,7 +299,9 @@ def test_json_response_defaults(client, make_plugin):
 
 
 def test_empty_response_and_head(client, make_plugin):
-    make_plugin(responder("{ status: req.method === 'HEAD' ? 200 : 204, body: 'content' }"), slug="r", http_enabled=True)
+    make_plugin(
+        responder("{ status: req.method === 'HEAD' ? 200 : 204, body: 'content' }"), slug="r", http_enabled=True
+    )
     assert client.get("/plugins/r/").status_code == 204 and client.get("/plugins/r/").content == b""
     head = client.head("/plugins/r/")
     assert head.status_code == 200 and head.content == b""
@@ -306,7 +324,9 @@ def test_plugin_cannot_set_cookies_or_arbitrary_headers(client, make_plugin):
         "Content-Language": "de",
         "Content-Type": "text/html",
     }
-    make_plugin(responder(f"{{ status: 200, headers: {json.dumps(headers)}, body: '<p>hi</p>' }}"), slug="r", http_enabled=True)
+    make_plugin(
+        responder(f"{{ status: 200, headers: {json.dumps(headers)}, body: '<p>hi</p>' }}"), slug="r", http_enabled=True
+    )
     response = client.get("/plugins/r/")
     assert response.status_code == 200
     assert not response.cookies
@@ -333,14 +353,23 @@ def test_plugin_cannot_set_cookies_or_arbitrary_headers(client, make_plugin):
     ],
 )
 def test_content_type(client, make_plugin, given, sent):
-    make_plugin(responder(f"{{ headers: {{ 'content-type': {json.dumps(given)} }}, body: 'é' }}"), slug="r", http_enabled=True)
+    make_plugin(
+        responder(f"{{ headers: {{ 'content-type': {json.dumps(given)} }}, body: 'é' }}"), slug="r", http_enabled=True
+    )
     response = client.get("/plugins/r/")
     assert response["Content-Type"] == sent and response.content == "é".encode()
 
 
 def test_allowlist_setting_cannot_unlock_forbidden_headers(client, make_plugin, settings):
-    settings.PLUGINS_APP = {"HTTP_ALLOWED_RESPONSE_HEADERS": ["set-cookie", "x-total-count", "access-control-allow-origin"]}
-    headers = {"Set-Cookie": "a=b", "X-Total-Count": "42", "Access-Control-Allow-Origin": "*", "Cache-Control": "public"}
+    settings.PLUGINS_APP = {
+        "HTTP_ALLOWED_RESPONSE_HEADERS": ["set-cookie", "x-total-count", "access-control-allow-origin"]
+    }
+    headers = {
+        "Set-Cookie": "a=b",
+        "X-Total-Count": "42",
+        "Access-Control-Allow-Origin": "*",
+        "Cache-Control": "public",
+    }
     make_plugin(responder(f"{{ headers: {json.dumps(headers)}, json: [] }}"), slug="r", http_enabled=True)
     response = client.get("/plugins/r/")
     assert response["X-Total-Count"] == "42"
@@ -362,7 +391,9 @@ def test_allowlist_setting_cannot_unlock_forbidden_headers(client, make_plugin, 
     ],
 )
 def test_location_only_as_a_relative_url(client, make_plugin, location, kept):
-    make_plugin(responder(f"{{ status: 303, headers: {{ Location: {json.dumps(location)} }} }}"), slug="r", http_enabled=True)
+    make_plugin(
+        responder(f"{{ status: 303, headers: {{ Location: {json.dumps(location)} }} }}"), slug="r", http_enabled=True
+    )
     response = client.get("/plugins/r/")
     assert response.status_code == 303
     assert not response.cookies
@@ -374,8 +405,11 @@ def test_location_only_as_a_relative_url(client, make_plugin, location, kept):
 
 def test_header_values_must_be_strings_of_visible_ascii(client, make_plugin):
     make_plugin(
-        responder("{ headers: { 'Cache-Control': 5, ETag: 'caf\u00e9', 'Content-Language': 'en\\nX-Evil: 1' }, body: '' }"),
-        slug="r", http_enabled=True,
+        responder(
+            "{ headers: { 'Cache-Control': 5, ETag: 'caf\u00e9', 'Content-Language': 'en\\nX-Evil: 1' }, body: '' }"
+        ),
+        slug="r",
+        http_enabled=True,
     )
     response = client.get("/plugins/r/")
     assert response.status_code == 200
@@ -414,7 +448,9 @@ def test_invalid_result_is_502(client, make_plugin, result, caplog):
 
 def test_response_over_the_cap_is_502(client, make_plugin, settings):
     settings.PLUGINS_APP = {"HTTP_MAX_RESPONSE_BYTES": 10}
-    make_plugin(responder("{ body: req.path === '/big' ? 'x'.repeat(11) : 'x'.repeat(10) }"), slug="r", http_enabled=True)
+    make_plugin(
+        responder("{ body: req.path === '/big' ? 'x'.repeat(11) : 'x'.repeat(10) }"), slug="r", http_enabled=True
+    )
     assert client.get("/plugins/r/small").status_code == 200
     assert client.get("/plugins/r/big").status_code == 502
 
@@ -422,7 +458,8 @@ def test_response_over_the_cap_is_502(client, make_plugin, settings):
 def test_script_error_is_502_with_a_generic_message(client, make_plugin, caplog):
     make_plugin(
         "const plugin = { onRequest() { throw new Error('internal detail: db password'); } };",
-        slug="r", http_enabled=True,
+        slug="r",
+        http_enabled=True,
     )
     with caplog.at_level(logging.WARNING, logger="plugins_app.views"):
         response = client.get("/plugins/r/")
@@ -448,7 +485,8 @@ def test_async_hook_and_host_calls_work(client, make_plugin):
             return { status: 200, headers: { 'Content-Type': 'application/vnd.api+json' }, json: { hits: n } };
           }
         };""",
-        slug="counter", http_enabled=True,
+        slug="counter",
+        http_enabled=True,
     )
     assert client.get("/plugins/counter/").json() == {"hits": 1}
     response = client.get("/plugins/counter/")
@@ -523,7 +561,9 @@ def test_context_passes_through_the_filter(make_plugin, rf: RequestFactory):
 
     @apply_filters_to_context("page_context")
     def page(request):
-        return TemplateResponse(request, "page.html", {"title": "hello", "removed": 1, "note": note, "trusted": trusted})
+        return TemplateResponse(
+            request, "page.html", {"title": "hello", "removed": 1, "note": note, "trusted": trusted}
+        )
 
     request = rf.get("/page/")
     request.user = AnonymousUser()

@@ -4,24 +4,23 @@ tests/webapi/cases.js holds the cases; tests/webapi/make_fixtures.mjs ran them u
 Node.js 20 and recorded tests/webapi/fixtures.json. Here the same file runs as a plugin
 and every case must give what Node gave. Randomness is checked by its properties.
 """
+
 from __future__ import annotations
 
 import json
-import re
-import uuid
 from pathlib import Path
 
 import pytest
 
 from plugins_app import hooks
-from plugins_app.exceptions import PluginScriptError
-from plugins_app.sandbox import worker
 
 HERE = Path(__file__).resolve().parent / "webapi"
 CASES = (HERE / "cases.js").read_text()
 FIXTURES = json.loads((HERE / "fixtures.json").read_text())
 
-RUNNER = CASES + """
+RUNNER = (
+    CASES
+    + """
 const plugin = {
   names() { return WEBAPI_CASES.map(([name]) => name); },
   async run(names) {
@@ -38,6 +37,7 @@ const plugin = {
   },
 };
 """
+)
 
 
 @pytest.fixture
@@ -57,7 +57,11 @@ GROUPS = sorted({name.split(".")[0] for name in FIXTURES["results"]})
 def test_cases_give_what_node_20_gives(cases_plugin, group):
     names = [name for name in FIXTURES["results"] if name.split(".")[0] == group]
     got = hooks.call("webapi", "run", names)
-    mismatches = [diff(name, got.get(name), FIXTURES["results"][name]) for name in names if got.get(name) != FIXTURES["results"][name]]
+    mismatches = [
+        diff(name, got.get(name), FIXTURES["results"][name])
+        for name in names
+        if got.get(name) != FIXTURES["results"][name]
+    ]
     assert not mismatches, "\n".join(mismatches)
 
 

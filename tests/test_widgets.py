@@ -1,4 +1,5 @@
 """The code editor widget (plugins_app.widgets) and its vendored CodeMirror bundle."""
+
 from __future__ import annotations
 
 import json
@@ -106,8 +107,14 @@ def test_plugin_form_uses_the_editor_for_source_config_and_schema() -> None:
 @pytest.mark.django_db
 def test_source_error_line_and_column_reach_the_widget() -> None:
     data = {
-        "name": "Bad", "slug": "bad", "priority": 100, "memory_limit_mb": 64, "timeout_ms": 1000,
-        "source": "const plugin = {\n greet(n) { return n +; }\n};", "config": "{}", "config_schema": "",
+        "name": "Bad",
+        "slug": "bad",
+        "priority": 100,
+        "memory_limit_mb": 64,
+        "timeout_ms": 1000,
+        "source": "const plugin = {\n greet(n) { return n +; }\n};",
+        "config": "{}",
+        "config_schema": "",
     }
     form = PluginForm(data=data)
     assert not form.is_valid()
@@ -121,8 +128,14 @@ def test_source_error_line_and_column_reach_the_widget() -> None:
 @pytest.mark.django_db
 def test_json_error_line_and_column_reach_the_widget() -> None:
     data = {
-        "name": "Bad", "slug": "bad", "priority": 100, "memory_limit_mb": 64, "timeout_ms": 1000,
-        "source": "const plugin = { ok() { return 1; } };", "config": '{\n  "a": 1,\n  oops\n}', "config_schema": "",
+        "name": "Bad",
+        "slug": "bad",
+        "priority": 100,
+        "memory_limit_mb": 64,
+        "timeout_ms": 1000,
+        "source": "const plugin = { ok() { return 1; } };",
+        "config": '{\n  "a": 1,\n  oops\n}',
+        "config_schema": "",
     }
     form = PluginForm(data=data)
     assert not form.is_valid()
@@ -160,8 +173,15 @@ def test_licence_file_covers_codemirror_and_every_bundled_package() -> None:
     assert "Permission is hereby granted, free of charge" in licences  # the MIT text itself
     lock = json.loads((BUILD / "package-lock.json").read_text())["packages"]
     listed = dict(re.findall(r"^(\S+) (\d+\.\d+\.\d+\S*) \(MIT\)$", licences, re.M))
-    for name in ("codemirror", "@codemirror/view", "@codemirror/state", "@codemirror/lang-javascript",
-                 "@codemirror/lang-json", "@lezer/javascript", "@lezer/json"):
+    for name in (
+        "codemirror",
+        "@codemirror/view",
+        "@codemirror/state",
+        "@codemirror/lang-javascript",
+        "@codemirror/lang-json",
+        "@lezer/javascript",
+        "@lezer/json",
+    ):
         assert name in listed, name
     for name, version in listed.items():
         assert lock[f"node_modules/{name}"]["version"] == version, name  # the bundle is what the lock pins

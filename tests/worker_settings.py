@@ -10,6 +10,7 @@ environment), plus what a test passes through the environment:
 - ``CELERY_RESULT_BACKEND``: a result backend, to show that plugins_app stores no results
   even when one is configured.
 """
+
 import json
 import os
 

@@ -7,6 +7,7 @@ Resume), each a POST with CSRF that needs the change permission. (*Deliveries* a
 Links to screens that do not exist on this site (their URL does not reverse) or that the
 user may not see are left out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ def _can_view_calls(request: HttpRequest) -> bool:
         return False
     opts = record._meta
     return any(
-        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}") for action in ("view", "change")
+        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
     )
 
 
@@ -61,7 +63,11 @@ class PluginButtonsMixin:
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
         extra = [
-            path(f"<path:object_id>/{name}/", site.admin_view(getattr(self, f"{name}_view")), name=f"plugins_app_plugin_{name}")
+            path(
+                f"<path:object_id>/{name}/",
+                site.admin_view(getattr(self, f"{name}_view")),
+                name=f"plugins_app_plugin_{name}",
+            )
             for name in ("enable", "disable", "resume")
         ]
         return extra + super().get_urls()  # type: ignore[misc]
@@ -71,10 +77,14 @@ class PluginButtonsMixin:
         pk = quote(plugin.pk)
         buttons = []
         if can_run_console(request):
-            buttons.append(Button("Console", _reverse("plugins_app_plugin_console", [pk], site) or "", "plugin-console-button"))
+            buttons.append(
+                Button("Console", _reverse("plugins_app_plugin_console", [pk], site) or "", "plugin-console-button")
+            )
         calls = _reverse("plugins_app_callrecord_changelist", [], site)
         if calls and _can_view_calls(request):
-            buttons.append(Button("Recent calls", f"{calls}?{urlencode({'plugin__id__exact': plugin.pk})}", "plugin-calls-button"))
+            buttons.append(
+                Button("Recent calls", f"{calls}?{urlencode({'plugin__id__exact': plugin.pk})}", "plugin-calls-button")
+            )
         export = _reverse("plugins_app_plugin_export", [pk], site)
         if export:
             buttons.append(Button("Export", export, "plugin-export-button"))
@@ -83,11 +93,32 @@ class PluginButtonsMixin:
             buttons.append(Button("Download types (.d.ts)", types, "plugin-types-button"))
         if self.has_change_permission(request, plugin):  # type: ignore[attr-defined]
             if plugin.enabled:
-                buttons.append(Button("Disable", _reverse("plugins_app_plugin_disable", [pk], site) or "", "plugin-disable-button", post=True))
+                buttons.append(
+                    Button(
+                        "Disable",
+                        _reverse("plugins_app_plugin_disable", [pk], site) or "",
+                        "plugin-disable-button",
+                        post=True,
+                    )
+                )
             else:
-                buttons.append(Button("Enable", _reverse("plugins_app_plugin_enable", [pk], site) or "", "plugin-enable-button", post=True))
+                buttons.append(
+                    Button(
+                        "Enable",
+                        _reverse("plugins_app_plugin_enable", [pk], site) or "",
+                        "plugin-enable-button",
+                        post=True,
+                    )
+                )
             if plugin.is_paused:
-                buttons.append(Button("Resume", _reverse("plugins_app_plugin_resume", [pk], site) or "", "plugin-resume-button", post=True))
+                buttons.append(
+                    Button(
+                        "Resume",
+                        _reverse("plugins_app_plugin_resume", [pk], site) or "",
+                        "plugin-resume-button",
+                        post=True,
+                    )
+                )
         return [b for b in buttons if b.url]
 
     def _button_target(self, request: HttpRequest, object_id: str) -> tuple[Plugin, HttpResponse | None]:

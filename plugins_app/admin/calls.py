@@ -11,6 +11,7 @@
   sparkline column on the plugin list (one query for the whole page). Read from the
   per-minute aggregates (:mod:`plugins_app.metrics`), which count every call.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,7 +53,8 @@ def can_view_calls(request: HttpRequest) -> bool:
     """Whether the user may see the execution log (view or change permission on CallRecord)."""
     opts = CallRecord._meta
     return any(
-        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}") for action in ("view", "change")
+        request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+        for action in ("view", "change")
     )
 
 
@@ -111,7 +113,9 @@ def outcome_badge(outcome: str) -> SafeString:
     label = CallRecord.Outcome(outcome).label if outcome in CallRecord.Outcome.values else outcome
     return format_html(
         '<span class="call-outcome call-outcome-{}" style="color:{};font-weight:bold">{}</span>',
-        outcome, OUTCOME_COLOURS.get(outcome, "inherit"), label,
+        outcome,
+        OUTCOME_COLOURS.get(outcome, "inherit"),
+        label,
     )
 
 
@@ -183,7 +187,6 @@ class FailedListFilter(admin.SimpleListFilter):
         return queryset
 
 
-
 @admin.register(CallRecord)
 class CallRecordAdmin(admin.ModelAdmin):
     list_display = ("started", "plugin_slug", "hook", "caller", "outcome_display", "duration", "short_error")
@@ -194,10 +197,22 @@ class CallRecordAdmin(admin.ModelAdmin):
     show_full_result_count = False  # COUNT(*) over a large log is slow; the filtered count is enough
     actions = None
     fieldsets = (
-        (None, {"fields": (
-            "plugin_link", "plugin_version", "hook", "caller", "outcome_display", "started_at", "duration", "sampled",
-            "replay",
-        )}),
+        (
+            None,
+            {
+                "fields": (
+                    "plugin_link",
+                    "plugin_version",
+                    "hook",
+                    "caller",
+                    "outcome_display",
+                    "started_at",
+                    "duration",
+                    "sampled",
+                    "replay",
+                )
+            },
+        ),
         ("Error", {"fields": ("error_class", "error_text", "location", "stack_text")}),
         ("Log", {"fields": ("log_lines",)}),
         ("Arguments and result", {"fields": ("args_text", "result_text")}),
@@ -220,8 +235,13 @@ class CallRecordAdmin(admin.ModelAdmin):
             return [spec for spec in self.fieldsets if spec[0] != "Error"]
         return self.fieldsets
 
-    def changeform_view(self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
-                        extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         if object_id is not None:
             record = self.get_object(request, object_id)
             if record is not None:
@@ -404,8 +424,13 @@ class HealthAdminMixin:
         return (*fields, "health_panel") if "health_panel" not in fields else fields
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
-        form_url: str = "", obj: Plugin | None = None,
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Plugin | None = None,
     ) -> HttpResponse:
         if obj is not None:
             # Read by health_panel while the page renders (it gets no request).
@@ -434,11 +459,15 @@ class HealthAdminMixin:
         label = f"{line.total_calls:,} calls, {line.total_errors:,} errors in the last 24 hours"
         errors = ""
         if line.total_errors:
-            errors = format_html(' <span style="color:{}">{}\u00a0err</span>', charts.ERRORS_COLOUR, f"{line.total_errors:,}")
+            errors = format_html(
+                ' <span style="color:{}">{}\u00a0err</span>', charts.ERRORS_COLOUR, f"{line.total_errors:,}"
+            )
         return format_html(
             '{}<br><span class="plugin-calls-count" style="{}">{}{}</span>',
-            charts.sparkline(line.calls, line.errors, label=label, width=60, height=16), SMALL,
-            f"{line.total_calls:,}", errors,
+            charts.sparkline(line.calls, line.errors, label=label, width=60, height=16),
+            SMALL,
+            f"{line.total_calls:,}",
+            errors,
         )
 
     @admin.display(description="calls")
@@ -456,7 +485,8 @@ class HealthAdminMixin:
                 "chart": charts.bar_chart(hours, label="Calls per hour, last 24 hours", width=480, height=80),
                 "health_url": health_url(obj.pk, site),
                 "calls_url": calls_list_url(plugin_id=obj.pk, site_name=site)
-                if getattr(obj, "_health_show_calls", False) else None,
+                if getattr(obj, "_health_show_calls", False)
+                else None,
                 "breaker": breaker_state(obj),
             },
         )
@@ -474,7 +504,8 @@ class HealthAdminMixin:
         failures = []
         if show_calls:
             failures = list(
-                CallRecord.objects.filter(plugin=plugin).exclude(outcome=CallRecord.Outcome.OK)
+                CallRecord.objects.filter(plugin=plugin)
+                .exclude(outcome=CallRecord.Outcome.OK)
                 .order_by("-started_at", "-id")[:RECENT_FAILURES]
             )
         context = {
@@ -489,7 +520,9 @@ class HealthAdminMixin:
             "breaker": breaker_state(plugin),
             "show_calls": show_calls,
             "calls_url": calls_list_url(plugin_id=plugin.pk, site_name=site) if show_calls else None,
-            "failed_calls_url": calls_list_url(plugin_id=plugin.pk, failed=True, site_name=site) if show_calls else None,
+            "failed_calls_url": calls_list_url(plugin_id=plugin.pk, failed=True, site_name=site)
+            if show_calls
+            else None,
             "failures": [
                 (
                     reverse("admin:plugins_app_callrecord_change", args=[f.pk], current_app=site),

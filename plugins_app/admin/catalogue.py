@@ -6,6 +6,7 @@ define that nobody declares (with a "did you mean"). Needs the view (or change)
 permission on plugins, like the plugin list. Saving a plugin in the admin shows the
 catalogue's warnings about it (:func:`plugins_app.catalogue.save_warnings`).
 """
+
 from __future__ import annotations
 
 import difflib

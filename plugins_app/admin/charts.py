@@ -4,6 +4,7 @@ Every chart is an ``<svg role="img">`` with an ``aria-label`` saying what it sho
 each bar or point has a ``<title>`` (the browser's tooltip) with its numbers. Colours
 follow the admin's: calls in the admin's blue, errors in its error red.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,9 +25,7 @@ def _num(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def bar_chart(
-    points: Sequence[tuple[str, int, int]], *, label: str, width: int = 600, height: int = 120
-) -> SafeString:
+def bar_chart(points: Sequence[tuple[str, int, int]], *, label: str, width: int = 600, height: int = 120) -> SafeString:
     """Calls per period as bars, the errors among them in red over each bar's foot.
 
     ``points`` are ``(period label, calls, errors)``, oldest first."""
@@ -48,9 +47,20 @@ def bar_chart(
                 '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
                 '<rect x="{}" y="{}" width="{}" height="{}" fill="transparent"/></g>',
                 title,
-                _num(x), _num(top + plot - h), _num(w), _num(h), CALLS_COLOUR,
-                _num(x), _num(top + plot - eh), _num(w), _num(eh), ERRORS_COLOUR,
-                _num(index * step), top, _num(step), plot,  # the whole column shows the tooltip
+                _num(x),
+                _num(top + plot - h),
+                _num(w),
+                _num(h),
+                CALLS_COLOUR,
+                _num(x),
+                _num(top + plot - eh),
+                _num(w),
+                _num(eh),
+                ERRORS_COLOUR,
+                _num(index * step),
+                top,
+                _num(step),
+                plot,  # the whole column shows the tooltip
             )
         )
     first = points[0][0] if points else ""
@@ -64,12 +74,25 @@ def bar_chart(
         '<text x="0" y="{}" font-size="10" fill="{}">{}</text>'
         '<text x="{}" y="{}" font-size="10" fill="{}" text-anchor="end">{}</text>'
         "</svg>",
-        f"{label}: peak {peak} calls", width, height, width, height,
-        AXIS_COLOUR, f"peak {peak}",
-        top + plot, width, top + plot, AXIS_COLOUR,
+        f"{label}: peak {peak} calls",
+        width,
+        height,
+        width,
+        height,
+        AXIS_COLOUR,
+        f"peak {peak}",
+        top + plot,
+        width,
+        top + plot,
+        AXIS_COLOUR,
         mark_safe("".join(bars)),  # noqa: S308 - each part built with format_html
-        height - 2, AXIS_COLOUR, first,
-        width, height - 2, AXIS_COLOUR, last,
+        height - 2,
+        AXIS_COLOUR,
+        first,
+        width,
+        height - 2,
+        AXIS_COLOUR,
+        last,
     )
 
 
@@ -104,19 +127,25 @@ def line_chart(
         for run in runs:
             if len(run) > 1:
                 parts.append(
-                    format_html('<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>', " ".join(run), colour)
+                    format_html(
+                        '<polyline points="{}" fill="none" stroke="{}" stroke-width="1.5"/>', " ".join(run), colour
+                    )
                 )
         for index, value in enumerate(vs):
             if value is not None:
                 parts.append(
                     format_html(
                         '<circle cx="{}" cy="{}" r="2" fill="{}"><title>{} {}: {} {}</title></circle>',
-                        _num(index * step + step / 2), _num(y(value)), colour, labels[index], name, f"{value:.2f}", unit,
+                        _num(index * step + step / 2),
+                        _num(y(value)),
+                        colour,
+                        labels[index],
+                        name,
+                        f"{value:.2f}",
+                        unit,
                     )
                 )
-    legend = format_html_join(
-        "", '<tspan fill="{}">{} </tspan>', ((colour, f"■ {name}") for name, colour, _ in series)
-    )
+    legend = format_html_join("", '<tspan fill="{}">{} </tspan>', ((colour, f"■ {name}") for name, colour, _ in series))
     return format_html(
         '<svg class="plugin-chart" role="img" aria-label="{}" viewBox="0 0 {} {}" width="{}" height="{}" '
         'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
@@ -127,17 +156,34 @@ def line_chart(
         '<text x="0" y="{}" font-size="10" fill="{}">{}</text>'
         '<text x="{}" y="{}" font-size="10" fill="{}" text-anchor="end">{}</text>'
         "</svg>",
-        f"{label}: peak {peak:.2f} {unit}", width, height, width, height,
-        AXIS_COLOUR, f"{peak:.2f}", unit,
-        width, legend,
-        top + plot, width, top + plot, AXIS_COLOUR,
+        f"{label}: peak {peak:.2f} {unit}",
+        width,
+        height,
+        width,
+        height,
+        AXIS_COLOUR,
+        f"{peak:.2f}",
+        unit,
+        width,
+        legend,
+        top + plot,
+        width,
+        top + plot,
+        AXIS_COLOUR,
         mark_safe("".join(parts)),  # noqa: S308 - each part built with format_html
-        height - 2, AXIS_COLOUR, labels[0] if labels else "",
-        width, height - 2, AXIS_COLOUR, labels[-1] if labels else "",
+        height - 2,
+        AXIS_COLOUR,
+        labels[0] if labels else "",
+        width,
+        height - 2,
+        AXIS_COLOUR,
+        labels[-1] if labels else "",
     )
 
 
-def sparkline(calls: Sequence[int], errors: Sequence[int], *, label: str, width: int = 96, height: int = 20) -> SafeString:
+def sparkline(
+    calls: Sequence[int], errors: Sequence[int], *, label: str, width: int = 96, height: int = 20
+) -> SafeString:
     """A tiny bar chart for a list row: calls per period, errors in red."""
     peak = max(calls, default=0)
     step = width / max(1, len(calls))
@@ -146,17 +192,41 @@ def sparkline(calls: Sequence[int], errors: Sequence[int], *, label: str, width:
         if not n:
             continue
         h = max(1.0, height * n / peak)
-        bars.append(format_html('<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
-                                _num(index * step), _num(height - h), _num(max(1.0, step - 1)), _num(h), CALLS_COLOUR))
+        bars.append(
+            format_html(
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
+                _num(index * step),
+                _num(height - h),
+                _num(max(1.0, step - 1)),
+                _num(h),
+                CALLS_COLOUR,
+            )
+        )
         if e:
             eh = max(1.0, height * min(e, n) / peak)
-            bars.append(format_html('<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
-                                    _num(index * step), _num(height - eh), _num(max(1.0, step - 1)), _num(eh), ERRORS_COLOUR))
+            bars.append(
+                format_html(
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
+                    _num(index * step),
+                    _num(height - eh),
+                    _num(max(1.0, step - 1)),
+                    _num(eh),
+                    ERRORS_COLOUR,
+                )
+            )
     return format_html(
         '<svg class="plugin-sparkline" role="img" aria-label="{}" viewBox="0 0 {} {}" width="{}" height="{}" '
         'xmlns="http://www.w3.org/2000/svg"><title>{}</title>'
         '<line x1="0" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="0.5"/>{}</svg>',
-        label, width, height, width, height, label,
-        height - 0.25, width, height - 0.25, AXIS_COLOUR,
+        label,
+        width,
+        height,
+        width,
+        height,
+        label,
+        height - 0.25,
+        width,
+        height - 0.25,
+        AXIS_COLOUR,
         mark_safe("".join(bars)),  # noqa: S308 - each part built with format_html
     )

@@ -11,6 +11,7 @@ Links in: the plugin page's *Console* button and *Run draft in console* (which p
 change form's source and configuration here: the ``_console_draft`` field), and the
 execution log's *Replay in console* (``?hook=NAME&args=JSON``: the form is prefilled).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -63,19 +64,27 @@ class ConsoleForm(TryHookForm):
 
     hook = forms.CharField(max_length=200, widget=forms.Select)
     target = forms.ChoiceField(  # choices set per plugin (its version)
-        label="Run", widget=forms.RadioSelect(attrs={"class": "radiolist inline"}), initial=SAVED,
+        label="Run",
+        widget=forms.RadioSelect(attrs={"class": "radiolist inline"}),
+        initial=SAVED,
     )
     mode = forms.ChoiceField(
-        label="Mode", widget=forms.RadioSelect(attrs={"class": "radiolist inline"}), initial=DRY,
+        label="Mode",
+        widget=forms.RadioSelect(attrs={"class": "radiolist inline"}),
+        initial=DRY,
         choices=list(MODE_LABELS.items()),
         help_text="A dry run rolls back every write of the call (db, storage, deliveries); a real run keeps them, "
         "as a call from the site would. Console calls never count towards the circuit breaker.",
     )
     source = SourceField(
-        label="Draft source", required=False, widget=CodeEditorWidget("javascript", attrs={"rows": 18}),
+        label="Draft source",
+        required=False,
+        widget=CodeEditorWidget("javascript", attrs={"rows": 18}),
         help_text="Run with the plugin's saved limits, grants and storage; validated like a save first.",
     )
-    config = JSONObjectField(label="Draft configuration", required=False, widget=CodeEditorWidget("json", attrs={"rows": 5}))
+    config = JSONObjectField(
+        label="Draft configuration", required=False, widget=CodeEditorWidget("json", attrs={"rows": 5})
+    )
     config_schema = JSONSchemaField(
         label="Draft configuration schema", required=False, widget=CodeEditorWidget("json", attrs={"rows": 5})
     )
@@ -88,7 +97,10 @@ class ConsoleForm(TryHookForm):
         if current and current not in hook_names:
             hook_names.append(str(current))  # a replayed or draft-only hook: run() says if it exists
         self.fields["hook"].widget.choices = [(h, h) for h in hook_names]
-        self.fields["target"].choices = [(SAVED, f"the saved version (version {plugin.version})"), (DRAFT, "the unsaved draft (below)")]
+        self.fields["target"].choices = [
+            (SAVED, f"the saved version (version {plugin.version})"),
+            (DRAFT, "the unsaved draft (below)"),
+        ]
         if not can_change:
             # Drafts and real runs need the change permission: offer neither.
             for name in console.DRAFT_FIELDS:
@@ -153,7 +165,10 @@ class ConsoleAdminMixin:
             if not can_change:
                 raise PermissionDenied
             data = {
-                "target": DRAFT, "mode": DRY, "hook": (plugin.hooks or [""])[0], "args": "[]",
+                "target": DRAFT,
+                "mode": DRY,
+                "hook": (plugin.hooks or [""])[0],
+                "args": "[]",
                 **{name: request.POST.get(name, "") for name in console.DRAFT_FIELDS},
             }
             form = ConsoleForm(data, plugin=plugin, can_change=True)
@@ -191,7 +206,10 @@ class ConsoleAdminMixin:
                 self._mark_run_error(form, error, ran)
                 plugin.refresh_from_db()  # a real run may have changed it (its storage, its state)
         else:
-            initial = {"hook": request.GET.get("hook") or (plugin.hooks or [""])[0], "args": request.GET.get("args") or "[]"}
+            initial = {
+                "hook": request.GET.get("hook") or (plugin.hooks or [""])[0],
+                "args": request.GET.get("args") or "[]",
+            }
             if can_change:  # the draft starts as the saved version (the fields format the JSON)
                 initial.update(source=plugin.source, config=plugin.config, config_schema=plugin.config_schema)
             form = ConsoleForm(initial=initial, plugin=plugin, can_change=can_change)
@@ -224,7 +242,10 @@ class ConsoleAdminMixin:
         shown = (form.cleaned_data.get("source") or "") if hasattr(form, "cleaned_data") else ""
         if shown != ran:
             return
-        attrs = {"data-error-line": str(error.line), "data-error-message": f"{error.js_name or error.kind}: {error.js_message or error.message}"}
+        attrs = {
+            "data-error-line": str(error.line),
+            "data-error-message": f"{error.js_name or error.kind}: {error.js_message or error.message}",
+        }
         if error.column:
             attrs["data-error-column"] = str(error.column)
         form.fields["source"].widget.attrs.update(attrs)
@@ -251,5 +272,7 @@ def console_button(plugin: Plugin, site_name: str = "admin") -> SafeString:
         '<a class="button" href="{}" id="plugin-console-link">Open console</a> '
         '<button type="submit" class="button" name="{}" value="1" formaction="{}" formnovalidate '
         'id="plugin-run-draft">Run draft in console</button>',
-        console_url(plugin.pk, site_name), DRAFT_MARKER, console_url(plugin.pk, site_name),
+        console_url(plugin.pk, site_name),
+        DRAFT_MARKER,
+        console_url(plugin.pk, site_name),
     )

@@ -4,6 +4,7 @@ committed change, its state, attempts, payload and last error; *Retry now* and *
 Rows are written only by :mod:`plugins_app.outbox` (and the actions here, through
 :mod:`plugins_app.deliveries`), never by a form: the change page is read-only for everyone.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,16 @@ def _kib(size: int) -> str:
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = (
-        "created_at", "plugin_slug", "hook", "mode", "state_display", "attempts", "next_attempt",
-        "delivered_at", "plugin_version", "short_error",
+        "created_at",
+        "plugin_slug",
+        "hook",
+        "mode",
+        "state_display",
+        "attempts",
+        "next_attempt",
+        "delivered_at",
+        "plugin_version",
+        "short_error",
     )
     list_display_links = ("created_at",)
     list_select_related = ("plugin",)
@@ -86,7 +95,10 @@ class DeliveryAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     actions = ("retry_now", "discard")
     fieldsets = (
-        (None, {"fields": ("delivery_id", "plugin_link", "hook", "mode", "state_display", "attempts", "plugin_version")}),
+        (
+            None,
+            {"fields": ("delivery_id", "plugin_link", "hook", "mode", "state_display", "attempts", "plugin_version")},
+        ),
         ("Timing", {"fields": ("created_at", "next_attempt_at", "lease_until", "delivered_at", "updated_at")}),
         ("Payload", {"fields": ("payload",)}),
         ("Last error", {"fields": ("last_error_text", "last_error_stack_text")}),
@@ -147,7 +159,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         if full_size is not None:
             note = format_html(
                 '<p class="help delivery-cut">Showing the first {} of {}.</p>',
-                _kib(PAYLOAD_DISPLAY_BYTES), _kib(full_size),
+                _kib(PAYLOAD_DISPLAY_BYTES),
+                _kib(full_size),
             )
         return format_html('<pre class="delivery-text">{}</pre>{}', text, note)
 

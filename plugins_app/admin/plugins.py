@@ -2,6 +2,7 @@
 paused plugins, grant model access, and see each plugin's failed deliveries. The console
 (admin/console.py), export/import (admin/transfer.py), the types download (admin/types.py)
 and the page's buttons (admin/buttons.py) are mixed into ``PluginAdmin``."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,7 @@ from .types import TypesAdminMixin  # Download types (.d.ts)
 
 FieldsetSpec = tuple[str | None, dict[str, Any]]
 
-MAIN_FIELDSET: FieldsetSpec = (
-    None, {"fields": ("name", "slug", "description", "enabled", "priority", "http_enabled")}
-)
+MAIN_FIELDSET: FieldsetSpec = (None, {"fields": ("name", "slug", "description", "enabled", "priority", "http_enabled")})
 LIMITS_FIELDSET: FieldsetSpec = ("Limits", {"fields": ("memory_limit_mb", "timeout_ms", *HOST_LIMIT_FIELDS)})
 # Set by the circuit breaker (plugins_app.breaker), never by the form.
 BREAKER_FIELDS = ("consecutive_failures", "paused_at", "paused_reason")
@@ -135,8 +134,14 @@ class PausedListFilter(admin.SimpleListFilter):
 
 @admin.register(Plugin)
 class PluginAdmin(
-    HealthAdminMixin, ConsoleAdminMixin, TransferAdminMixin, PluginButtonsMixin, RevisionsAdminMixin,
-    CatalogueAdminMixin, TypesAdminMixin, admin.ModelAdmin,
+    HealthAdminMixin,
+    ConsoleAdminMixin,
+    TransferAdminMixin,
+    PluginButtonsMixin,
+    RevisionsAdminMixin,
+    CatalogueAdminMixin,
+    TypesAdminMixin,
+    admin.ModelAdmin,
 ):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)
@@ -171,10 +176,15 @@ class PluginAdmin(
         # the plugin's large text columns).
         failed = (
             Delivery.objects.filter(plugin=OuterRef("pk"), state=Delivery.State.FAILED)
-            .order_by().values("plugin").annotate(n=Count("pk")).values("n")
+            .order_by()
+            .values("plugin")
+            .annotate(n=Count("pk"))
+            .values("n")
         )
-        return super().get_queryset(request).annotate(
-            failed_deliveries=Coalesce(Subquery(failed, output_field=IntegerField()), 0)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(failed_deliveries=Coalesce(Subquery(failed, output_field=IntegerField()), 0))
         )
 
     def get_list_display(self, request: HttpRequest) -> Sequence[str]:
@@ -183,8 +193,13 @@ class PluginAdmin(
         return self.list_display
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
-        form_url: str = "", obj: Plugin | None = None,
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Plugin | None = None,
     ) -> HttpResponse:
         context["media"] = context["media"] + editor_media()  # read-only code blocks (view-only users)
         if obj is not None and obj.pk is not None:
@@ -247,7 +262,8 @@ class PluginAdmin(
             return None
         return format_html(
             '<span class="plugin-paused" title="{}"><img src="{}" alt="Paused"> paused</span>',
-            obj.paused_reason or "paused by the circuit breaker", static("admin/img/icon-alert.svg"),
+            obj.paused_reason or "paused by the circuit breaker",
+            static("admin/img/icon-alert.svg"),
         )
 
     @admin.display(description="plugin", ordering="name")
@@ -299,18 +315,14 @@ class PluginAdmin(
             return
         # Leave the circuit breaker's columns alone: a plugin paused (or failing) between
         # loading this form and saving it must stay paused (and keep its count).
-        fields = [
-            f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS
-        ]
+        fields = [f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS]
         obj.save(update_fields=fields)
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         obj = form.instance
         obj.refresh_from_db(fields=["version"])  # saving a grant bumps it in the database
-        self.message_user(
-            request, f"{obj}: version {obj.version}, hooks: {self.hook_list(obj)}.", messages.INFO
-        )
+        self.message_user(request, f"{obj}: version {obj.version}, hooks: {self.hook_list(obj)}.", messages.INFO)
 
     # -- actions -------------------------------------------------------------------------------
     @admin.action(description="Enable selected plugins", permissions=["change"])
@@ -365,7 +377,9 @@ class PluginAdmin(
     # counts (they meant nothing to an operator: "Plugin hook: 5:big").
     HIDDEN_WHEN_DELETING: tuple[type, ...] = (PluginHook,)
 
-    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
         to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         prefixes = tuple(f"{capfirst(model._meta.verbose_name)}: " for model in self.HIDDEN_WHEN_DELETING)
         for model in self.HIDDEN_WHEN_DELETING:

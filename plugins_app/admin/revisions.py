@@ -6,6 +6,7 @@ plugin's URL, records one revision per save of the plugin's change form (plugin 
 changes together, with the form's *Change comment*), and gives the change page its
 *Revisions* link. The logic lives in :mod:`plugins_app.revisions`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -60,7 +61,10 @@ class RevisionsAdminMixin:
 
     # -- recording the change form's saves ---------------------------------------------------
     def changeform_view(
-        self, request: HttpRequest, object_id: str | None = None, form_url: str = "",
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         # Changes saved by the form and its inlines become one revision, recorded in
@@ -79,15 +83,22 @@ class RevisionsAdminMixin:
             self.message_user(  # type: ignore[attr-defined]
                 request,
                 format_html(
-                    'Recorded <a href="{}">revision {}</a> ({}).', url, revision.number,
+                    'Recorded <a href="{}">revision {}</a> ({}).',
+                    url,
+                    revision.number,
                     revisions.describe_changes(revision),
                 ),
                 messages.INFO,
             )
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
-        form_url: str = "", obj: Plugin | None = None,
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Plugin | None = None,
     ) -> HttpResponse:
         if obj is not None and obj.pk is not None:
             context["revisions_url"] = self._url("revisions", obj.pk)
@@ -101,7 +112,9 @@ class RevisionsAdminMixin:
                 format_html(
                     'See what changed since you opened the page: <a href="{}" id="edit-conflict-diff">'
                     "revision {} → {}</a>.",
-                    url, conflict.opened_revision, conflict.latest_revision,
+                    url,
+                    conflict.opened_revision,
+                    conflict.latest_revision,
                 ),
                 messages.WARNING,
             )
@@ -111,17 +124,22 @@ class RevisionsAdminMixin:
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site  # type: ignore[attr-defined]
         extra = [
-            path("<path:object_id>/revisions/", site.admin_view(self.revisions_view), name="plugins_app_plugin_revisions"),
             path(
-                "<path:object_id>/revisions/diff/", site.admin_view(self.revision_diff_view),
+                "<path:object_id>/revisions/", site.admin_view(self.revisions_view), name="plugins_app_plugin_revisions"
+            ),
+            path(
+                "<path:object_id>/revisions/diff/",
+                site.admin_view(self.revision_diff_view),
                 name="plugins_app_plugin_revision_diff",
             ),
             path(
-                "<path:object_id>/revisions/<int:number>/", site.admin_view(self.revision_view),
+                "<path:object_id>/revisions/<int:number>/",
+                site.admin_view(self.revision_view),
                 name="plugins_app_plugin_revision",
             ),
             path(
-                "<path:object_id>/revisions/<int:number>/rollback/", site.admin_view(self.rollback_view),
+                "<path:object_id>/revisions/<int:number>/rollback/",
+                site.admin_view(self.rollback_view),
                 name="plugins_app_plugin_revision_rollback",
             ),
         ]
@@ -129,7 +147,8 @@ class RevisionsAdminMixin:
 
     def _url(self, name: str, plugin_pk: Any, *args: Any) -> str:
         return reverse(
-            f"admin:plugins_app_plugin_{name}", args=[quote(plugin_pk), *args],
+            f"admin:plugins_app_plugin_{name}",
+            args=[quote(plugin_pk), *args],
             current_app=self.admin_site.name,  # type: ignore[attr-defined]
         )
 
@@ -184,8 +203,15 @@ class RevisionsAdminMixin:
             for r in page.object_list
         ]
         return self._page(
-            request, plugin, "revisions.html", f"Revisions of {plugin}",
-            rows=rows, page=page, latest=latest, compare_from=max(latest - 1, 1), compare_to=latest,
+            request,
+            plugin,
+            "revisions.html",
+            f"Revisions of {plugin}",
+            rows=rows,
+            page=page,
+            latest=latest,
+            compare_from=max(latest - 1, 1),
+            compare_to=latest,
         )
 
     def revision_view(self, request: HttpRequest, object_id: str, number: int) -> HttpResponse:
@@ -199,7 +225,10 @@ class RevisionsAdminMixin:
         ]
         grants = [(g["model"], revisions.describe_grant(g)) for g in revision.grants]
         return self._page(
-            request, plugin, "revision.html", f"Revision {revision.number} of {plugin}",
+            request,
+            plugin,
+            "revision.html",
+            f"Revision {revision.number} of {plugin}",
             revision=revision,
             changes=revisions.describe_changes(revision),
             who_and_when=revisions.who_and_when(revision),
@@ -225,8 +254,16 @@ class RevisionsAdminMixin:
         diff = revisions.revision_diff(old, new, context=None if whole else 3)
         base = f"?from={old.number}&to={new.number}"
         return self._page(
-            request, plugin, "revision_diff.html", f"{plugin}: revision {old.number} → {new.number}",
-            diff=diff, old=old, new=new, layout=layout, whole=whole, latest=latest,
+            request,
+            plugin,
+            "revision_diff.html",
+            f"{plugin}: revision {old.number} → {new.number}",
+            diff=diff,
+            old=old,
+            new=new,
+            layout=layout,
+            whole=whole,
+            latest=latest,
             changed=[revisions.CHANGE_LABELS[n] for n in diff.changed],
             old_url=self._revision_url(plugin.pk, old.number),
             new_url=self._revision_url(plugin.pk, new.number),
@@ -247,7 +284,8 @@ class RevisionsAdminMixin:
         revision = self._revision_for(plugin, number)
         here = self._revision_url(plugin.pk, revision.number)
         needed = [
-            action for action in _grant_permissions_needed(plugin, revision)
+            action
+            for action in _grant_permissions_needed(plugin, revision)
             if not request.user.has_perm(f"plugins_app.{action}_{PluginGrant._meta.model_name}")
         ]
         if needed:
@@ -276,13 +314,15 @@ class RevisionsAdminMixin:
             return HttpResponseRedirect(here)
         except PluginConflict as exc:
             self.message_user(  # type: ignore[attr-defined]
-                request, f"Not rolled back: {exc} (since you opened the page). Review it and try again.",
+                request,
+                f"Not rolled back: {exc} (since you opened the page). Review it and try again.",
                 messages.ERROR,
             )
             return HttpResponseRedirect(here)
         if new is None:
             self.message_user(  # type: ignore[attr-defined]
-                request, f"The plugin already matches revision {revision.number}; nothing to roll back.",
+                request,
+                f"The plugin already matches revision {revision.number}; nothing to roll back.",
                 messages.WARNING,
             )
             return HttpResponseRedirect(here)
@@ -293,8 +333,11 @@ class RevisionsAdminMixin:
             request,
             format_html(
                 'Rolled back to revision {}: recorded <a href="{}">revision {}</a> ({}); plugin version {}.',
-                revision.number, self._revision_url(plugin.pk, new.number), new.number,
-                revisions.describe_changes(new), new.plugin_version,
+                revision.number,
+                self._revision_url(plugin.pk, new.number),
+                new.number,
+                revisions.describe_changes(new),
+                new.plugin_version,
             ),
             messages.SUCCESS,
         )

@@ -9,6 +9,7 @@
   *Grants* inline's rule); otherwise, and for models or fields this site does not expose,
   they are left out and listed.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,12 +36,14 @@ class ImportForm(forms.Form):
         help_text="A JSON file from Export (on a plugin's page), the Export action, or manage.py plugins export.",
     )
     replace = forms.BooleanField(
-        label="Replace plugins that exist", required=False,
+        label="Replace plugins that exist",
+        required=False,
         help_text="Update a plugin whose slug is already installed (its storage and enabled state are kept, "
         "its grants replaced). Without this, such a file is refused. Needs the change permission.",
     )
     enable = forms.BooleanField(
-        label="Enable after import", required=False,
+        label="Enable after import",
+        required=False,
         help_text="Otherwise new plugins are installed disabled: try them in the console first.",
     )
 
@@ -107,8 +110,12 @@ class TransferAdminMixin:
             try:
                 reports = transfer.import_plugins(
                     upload.read(transfer.MAX_FILE_BYTES + 1),
-                    replace=replace, enable=form.cleaned_data["enable"], user=request.user,
-                    grants=may_grant, origin="admin", comment=f"Imported from {upload.name}.",
+                    replace=replace,
+                    enable=form.cleaned_data["enable"],
+                    user=request.user,
+                    grants=may_grant,
+                    origin="admin",
+                    comment=f"Imported from {upload.name}.",
                 )
             except transfer.PluginImportError as exc:
                 errors = exc.errors

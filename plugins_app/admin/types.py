@@ -2,6 +2,7 @@
 declarations :func:`plugins_app.typegen.plugin_types` generates for that plugin, as an
 attachment ``<slug>.d.ts``. Needs the view (or change) permission on plugins, like
 reading the plugin's source and grants on its page."""
+
 from __future__ import annotations
 
 import re
@@ -22,7 +23,9 @@ class TypesAdminMixin:
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
-            path("<path:object_id>/types/", self.admin_site.admin_view(self.types_view), name="plugins_app_plugin_types"),
+            path(
+                "<path:object_id>/types/", self.admin_site.admin_view(self.types_view), name="plugins_app_plugin_types"
+            ),
         ]
         return extra + super().get_urls()  # type: ignore[misc]
 

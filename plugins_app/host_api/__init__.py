@@ -8,6 +8,7 @@ never carry SQL, tracebacks or other Python internals.
 Host functions are registered with :func:`host_function` in the modules of this
 package (``log``, ``db``, ``storage``); each receives the call's :class:`HostContext`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -224,9 +225,7 @@ def _arity(function: HostFunction) -> tuple[int, int | None]:
         most = None
     else:
         most = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
-    fewest = sum(
-        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params
-    )
+    fewest = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty for p in params)
     return fewest, most
 
 

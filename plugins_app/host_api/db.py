@@ -5,6 +5,7 @@ against both the developers' exposure and the plugin's grant, hop by hop along
 relations. Values are always query parameters, never SQL. Host calls run on the
 calling thread, so they see (and are undone with) the caller's transaction.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,7 +28,7 @@ class _Access:
 
     def __init__(self, ctx: HostContext, label: Any, action: str) -> None:
         if not isinstance(label, str):
-            raise HostCallError("TypeError", "model must be a string like \"app_label.ModelName\"")
+            raise HostCallError("TypeError", 'model must be a string like "app_label.ModelName"')
         exposure = get_exposure(label)
         grant = ctx.grant(label) if exposure else None
         if exposure is None or grant is None:
@@ -102,7 +103,8 @@ def _check_value(key: str, value: Any) -> Any:
         check_no_nul(value, f'the value for "{key}"')
         return value
     raise HostCallError(
-        "TypeError", f'value for "{key}" must be a string, number (64-bit for integers), boolean, null or a list of those'
+        "TypeError",
+        f'value for "{key}" must be a string, number (64-bit for integers), boolean, null or a list of those',
     )
 
 
@@ -139,7 +141,9 @@ def _invalid_filter(access: _Access, where: dict[str, Any], exclude: dict[str, A
                 probe.filter(**{key: value})  # builds the condition; runs no query
             except ValidationError as exc:
                 reason = "; ".join(exc.messages)
-                return HostCallError("ValidationError", f'invalid value for "{key}" in {what} on "{access.label}": {reason}')
+                return HostCallError(
+                    "ValidationError", f'invalid value for "{key}" in {what} on "{access.label}": {reason}'
+                )
             except (ValueError, TypeError):
                 return HostCallError("ValidationError", f'invalid value for "{key}" in {what} on "{access.label}"')
     return HostCallError("ValidationError", f'invalid filter on "{access.label}"')
@@ -196,13 +200,20 @@ def query(ctx: HostContext, model: Any, options: Any = None) -> list[dict[str, A
         order = [order]
     if not isinstance(order, list) or not all(isinstance(o, str) for o in order):
         raise HostCallError("TypeError", "order must be a field name or a list of them")
-    qs = qs.order_by(*[("-" if o.startswith("-") else "") + _resolve_path(access, o.lstrip("-"), allow_lookup=False) for o in order])
+    qs = qs.order_by(
+        *[("-" if o.startswith("-") else "") + _resolve_path(access, o.lstrip("-"), allow_lookup=False) for o in order]
+    )
     if not order:
         qs = qs.order_by("pk")
     limit = _int(options.get("limit"), "limit", DEFAULT_LIMIT)
     offset = _int(options.get("offset"), "offset", 0)
     remaining = ctx.remaining_rows_read()
-    rows = _run_query(access, qs.only(*{access.model._meta.get_field(n).attname for n in names} or {"pk"})[offset : offset + min(limit, remaining + 1)])
+    rows = _run_query(
+        access,
+        qs.only(*{access.model._meta.get_field(n).attname for n in names} or {"pk"})[
+            offset : offset + min(limit, remaining + 1)
+        ],
+    )
     ctx.charge_rows_read(len(rows))
     return [_row(access, obj, names) for obj in rows]
 

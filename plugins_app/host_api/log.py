@@ -4,6 +4,7 @@ Text a plugin controls reaches Python logging only through :func:`log_safe`, on 
 line, and every record about a plugin carries its slug as ``record.plugin``
 (``extra={"plugin": slug}``; see docs/operators.md).
 """
+
 from __future__ import annotations
 
 import logging

@@ -4,6 +4,7 @@ Keys and values are checked before the database sees them (NUL characters are re
 on every backend, as PostgreSQL cannot store them), so a plugin's bad input is a
 catchable JS error, never a database error.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def set_(ctx: HostContext, key: Any, value: Any = None) -> None:
     encoded = json.dumps(value, ensure_ascii=False)
     size = len(key.encode()) + len(encoded.encode())
     if size > conf.get("STORAGE_MAX_VALUE_BYTES"):
-        raise HostCallError("QuotaExceeded", f"storage values may be at most {conf.get('STORAGE_MAX_VALUE_BYTES')} bytes")
+        raise HostCallError(
+            "QuotaExceeded", f"storage values may be at most {conf.get('STORAGE_MAX_VALUE_BYTES')} bytes"
+        )
     items = _items(ctx)
     with transaction.atomic():
         used = items.exclude(key=key).aggregate(total=Sum("size"))["total"] or 0
@@ -87,7 +90,9 @@ def keys(ctx: HostContext, prefix: Any = "") -> list[str]:
         raise HostCallError("TypeError", "prefix must be a string")
     check_no_nul(prefix, "the prefix")
     remaining = ctx.remaining_rows_read()
-    found = list(_items(ctx).filter(key__startswith=prefix).order_by("key").values_list("key", flat=True)[: remaining + 1])
+    found = list(
+        _items(ctx).filter(key__startswith=prefix).order_by("key").values_list("key", flat=True)[: remaining + 1]
+    )
     ctx.charge_rows_read(len(found))
     return found
 
@@ -131,7 +136,8 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
             used = _items(ctx).aggregate(total=Sum("size"))["total"] or 0
             if used + size > conf.get("STORAGE_MAX_TOTAL_BYTES"):
                 raise HostCallError(
-                    "QuotaExceeded", f"plugin storage is limited to {conf.get('STORAGE_MAX_TOTAL_BYTES')} bytes in total"
+                    "QuotaExceeded",
+                    f"plugin storage is limited to {conf.get('STORAGE_MAX_TOTAL_BYTES')} bytes in total",
                 )
             try:
                 with transaction.atomic():

@@ -1,4 +1,5 @@
 """argparse types shared by the ``plugins`` command's subcommands."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
 """The delivery subcommands of ``manage.py plugins``: ``deliveries`` (list the outbox),
 ``deliver`` (one drain pass, or ``--loop`` until a signal) and ``prune`` (retention)."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,8 @@ def add_delivery_arguments(sub: Any) -> None:
         "--limit", type=positive_int, default=50, metavar="N", help="Show at most N deliveries (default 50)."
     )
     listing.add_argument(
-        "--json", action="store_true",
+        "--json",
+        action="store_true",
         help="Print a JSON list of objects (with the whole last error and JS stack) instead of a table.",
     )
 
@@ -47,21 +49,27 @@ def add_delivery_arguments(sub: Any) -> None:
     )
     deliver = sub.add_parser("deliver", help=deliver_help, description=deliver_help)
     deliver.add_argument(
-        "--loop", action="store_true",
+        "--loop",
+        action="store_true",
         help="Keep draining every --interval seconds until SIGTERM or SIGINT (Ctrl-C): the delivery "
         "being attempted then finishes and the command exits 0. A second signal stops at once.",
     )
     deliver.add_argument(
-        "--interval", type=seconds, metavar="SECONDS",
+        "--interval",
+        type=seconds,
+        metavar="SECONDS",
         help="Seconds between passes with --loop (default: the DELIVERY_DRAIN_INTERVAL_SECONDS setting).",
     )
     deliver.add_argument(
-        "--retry-failed", action="store_true", dest="retry_failed",
-        help="First make every failed delivery due again with a fresh set of attempts "
-        "(discarded ones stay discarded).",
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="First make every failed delivery due again with a fresh set of attempts (discarded ones stay discarded).",
     )
     deliver.add_argument(
-        "--limit", type=positive_int, metavar="N",
+        "--limit",
+        type=positive_int,
+        metavar="N",
         help="Attempt at most N deliveries per pass (default: the DELIVERY_DRAIN_BATCH setting).",
     )
 
@@ -129,8 +137,7 @@ class DeliveryCommands:
         headers = ("ID", "CREATED", "PLUGIN", "HOOK", "STATE", "ATTEMPTS", "NEXT ATTEMPT", "LAST ERROR")
         cells = [
             [
-                log_safe(r[c], ERROR_COLUMN_CHARS) if c == "last_error"
-                else log_safe("-" if r[c] is None else r[c])
+                log_safe(r[c], ERROR_COLUMN_CHARS) if c == "last_error" else log_safe("-" if r[c] is None else r[c])
                 for c in columns
             ]
             for r in rows

@@ -1,6 +1,7 @@
 """The revision subcommands of ``manage.py plugins``: ``revisions`` (list a plugin's
 revisions) and ``rollback``; the ``--comment`` and ``--if-revision`` options of ``install``;
 and :func:`cli_recording`, which attributes what the command saves to the shell user."""
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,10 @@ def add_install_revision_arguments(install: Any) -> None:
         "--comment", default="", metavar="TEXT", help="Why: kept with the revision this install records."
     )
     install.add_argument(
-        "--if-revision", type=revision_number, dest="if_revision", metavar="REV",
+        "--if-revision",
+        type=revision_number,
+        dest="if_revision",
+        metavar="REV",
         help="Save only if the plugin's latest revision is still REV (0: only if it is not installed yet); "
         "otherwise print what changed since and exit 1 without saving.",
     )
@@ -74,9 +78,14 @@ def add_revision_arguments(sub: Any) -> None:
     rollback = sub.add_parser("rollback", help=rollback_help, description=rollback_help)
     rollback.add_argument("slug")
     rollback.add_argument("revision", type=positive_int, metavar="REV")
-    rollback.add_argument("--comment", default="", metavar="TEXT", help="Why (default: \"Rolled back to revision REV.\").")
     rollback.add_argument(
-        "--if-revision", type=revision_number, dest="if_revision", metavar="LATEST",
+        "--comment", default="", metavar="TEXT", help='Why (default: "Rolled back to revision REV.").'
+    )
+    rollback.add_argument(
+        "--if-revision",
+        type=revision_number,
+        dest="if_revision",
+        metavar="LATEST",
         help="Roll back only if the plugin's latest revision is still LATEST.",
     )
 
@@ -106,14 +115,16 @@ class RevisionCommands:
             return
         table = [("REV", "SAVED", "BY", "FROM", "CHANGED", "COMMENT")]
         for r in rows:
-            table.append((
-                str(r.number),
-                timezone.localtime(r.created_at).isoformat(timespec="seconds"),
-                _one_line(r.author, 40) or "-",
-                r.origin,
-                revisions.describe_changes(r),
-                _one_line(r.comment, COMMENT_COLUMN_CHARS),
-            ))
+            table.append(
+                (
+                    str(r.number),
+                    timezone.localtime(r.created_at).isoformat(timespec="seconds"),
+                    _one_line(r.author, 40) or "-",
+                    r.origin,
+                    revisions.describe_changes(r),
+                    _one_line(r.comment, COMMENT_COLUMN_CHARS),
+                )
+            )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
         for row in table:
             self.stdout.write(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]).rstrip())
@@ -126,7 +137,11 @@ class RevisionCommands:
         number = options["revision"]
         try:
             new = revisions.rollback(
-                plugin, number, origin=CLI, name=revisions.shell_user_name(), comment=options["comment"],
+                plugin,
+                number,
+                origin=CLI,
+                name=revisions.shell_user_name(),
+                comment=options["comment"],
                 expected_latest=options["if_revision"],
             )
         except ValidationError as exc:

@@ -1,6 +1,7 @@
 """The export/import subcommands of ``manage.py plugins`` (the logic is
 :mod:`plugins_app.transfer`): ``export SLUG... [-o FILE]`` and ``import FILE [--replace]
 [--enable]``."""
+
 from __future__ import annotations
 
 import sys
@@ -33,7 +34,8 @@ def add_transfer_arguments(sub: Any) -> None:
     importing = sub.add_parser("import", help=import_help, description=import_help)
     importing.add_argument("file", metavar="FILE")
     importing.add_argument(
-        "--replace", action="store_true",
+        "--replace",
+        action="store_true",
         help="Update plugins whose slug is installed (keeping their storage, enabled state and breaker "
         "state; grants are replaced). Without it such a file is refused.",
     )
@@ -72,8 +74,12 @@ class TransferCommands:
             raise CommandError(f"cannot read {name}: {exc}") from None
         try:
             reports = transfer.import_plugins(
-                data, replace=options["replace"], enable=options["enable"], origin="cli",
-                name=revisions.shell_user_name(), comment=options["comment"] or f"Imported from {'stdin' if name == '-' else Path(name).name}.",
+                data,
+                replace=options["replace"],
+                enable=options["enable"],
+                origin="cli",
+                name=revisions.shell_user_name(),
+                comment=options["comment"] or f"Imported from {'stdin' if name == '-' else Path(name).name}.",
             )
         except transfer.PluginImportError as exc:
             for error in exc.errors:

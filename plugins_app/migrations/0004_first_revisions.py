@@ -3,12 +3,21 @@
 The snapshot is written out here (not imported from plugins_app.revisions) so that this
 migration keeps doing what it did when later code changes.
 """
+
 from django.db import migrations
 from django.utils import timezone
 
 PLUGIN_FIELDS = (
-    "source", "config", "config_schema", "memory_limit_mb", "timeout_ms",
-    "max_host_calls", "max_rows_read", "max_rows_written", "max_host_result_bytes", "http_enabled",
+    "source",
+    "config",
+    "config_schema",
+    "memory_limit_mb",
+    "timeout_ms",
+    "max_host_calls",
+    "max_rows_read",
+    "max_rows_written",
+    "max_host_result_bytes",
+    "http_enabled",
 )
 COMMENT = "State of the plugin when revisions were introduced."
 
@@ -37,19 +46,21 @@ def first_revisions(apps, schema_editor):
             ),
             key=lambda g: (g["model"].lower(), g["model"]),
         )
-        batch.append(PluginRevision(
-            plugin_id=plugin.pk,
-            number=1,
-            created_at=now,
-            created_by=None,
-            created_by_name="",
-            origin="migration",
-            comment=COMMENT,
-            changes=[],
-            plugin_version=plugin.version,
-            grants=grants,
-            **{name: getattr(plugin, name) for name in PLUGIN_FIELDS},
-        ))
+        batch.append(
+            PluginRevision(
+                plugin_id=plugin.pk,
+                number=1,
+                created_at=now,
+                created_by=None,
+                created_by_name="",
+                origin="migration",
+                comment=COMMENT,
+                changes=[],
+                plugin_version=plugin.version,
+                grants=grants,
+                **{name: getattr(plugin, name) for name in PLUGIN_FIELDS},
+            )
+        )
         if len(batch) >= 200:
             PluginRevision.objects.using(db).bulk_create(batch)
             batch = []
@@ -58,7 +69,6 @@ def first_revisions(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("plugins_app", "0003_revisions"),
     ]

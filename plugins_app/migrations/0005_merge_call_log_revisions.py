@@ -4,7 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("plugins_app", "0003_call_log"),
         ("plugins_app", "0004_first_revisions"),

@@ -6,21 +6,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('plugins_app', '0006_console_permission'),
+        ("plugins_app", "0006_console_permission"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DispatchGeneration',
+            name="DispatchGeneration",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('value', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("value", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'dispatch generation',
-                'verbose_name_plural': 'dispatch generation',
+                "verbose_name": "dispatch generation",
+                "verbose_name_plural": "dispatch generation",
             },
         ),
     ]

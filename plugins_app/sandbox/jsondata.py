@@ -6,6 +6,7 @@ here), which nests at most 1024 levels when parsing and 254 when writing: the de
 limit (``MAX_DATA_DEPTH``, at most :data:`MAX_SUPPORTED_DEPTH`) is always checked first,
 without recursion. Every failure is a :class:`DataError` with a precise message.
 """
+
 from __future__ import annotations
 
 import json

@@ -48,6 +48,7 @@ What the caller must know:
 ``probe(user)`` reports what this platform offers without applying anything to the
 calling process; the Django process uses it for system check W030 and ``plugins doctor``.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -120,26 +121,102 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "network": ("socket",),
     "new processes": ("execve", "execveat", "fork", "vfork"),
     "other processes": (
-        "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
-        "move_pages", "migrate_pages", "tkill",
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "pidfd_getfd",
+        "kcmp",
+        "move_pages",
+        "migrate_pages",
+        "tkill",
     ),
     "mounts and namespaces": (
-        "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "open_tree", "move_mount",
-        "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr", "open_tree_attr",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "chroot",
+        "unshare",
+        "setns",
+        "open_tree",
+        "move_mount",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "mount_setattr",
+        "open_tree_attr",
     ),
     "file changes": (
-        "creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat",
-        "mknod", "mknodat", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod", "fchmodat",
-        "fchmodat2", "chown", "fchown", "lchown", "fchownat", "truncate", "utime", "utimes",
-        "utimensat", "futimesat", "setxattr", "lsetxattr", "fsetxattr", "setxattrat", "removexattr",
-        "lremovexattr", "fremovexattr", "removexattrat", "name_to_handle_at", "open_by_handle_at",
+        "creat",
+        "rename",
+        "renameat",
+        "renameat2",
+        "unlink",
+        "unlinkat",
+        "rmdir",
+        "mkdir",
+        "mkdirat",
+        "mknod",
+        "mknodat",
+        "link",
+        "linkat",
+        "symlink",
+        "symlinkat",
+        "chmod",
+        "fchmod",
+        "fchmodat",
+        "fchmodat2",
+        "chown",
+        "fchown",
+        "lchown",
+        "fchownat",
+        "truncate",
+        "utime",
+        "utimes",
+        "utimensat",
+        "futimesat",
+        "setxattr",
+        "lsetxattr",
+        "fsetxattr",
+        "setxattrat",
+        "removexattr",
+        "lremovexattr",
+        "fremovexattr",
+        "removexattrat",
+        "name_to_handle_at",
+        "open_by_handle_at",
     ),
     "kernel interfaces": (
-        "io_uring_setup", "io_uring_enter", "io_uring_register", "bpf", "perf_event_open",
-        "userfaultfd", "keyctl", "add_key", "request_key", "fanotify_init", "kexec_load",
-        "kexec_file_load", "init_module", "finit_module", "delete_module", "reboot", "swapon",
-        "swapoff", "acct", "quotactl", "quotactl_fd", "syslog", "sethostname", "setdomainname",
-        "settimeofday", "clock_settime", "clock_adjtime", "iopl", "ioperm", "vhangup",
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "keyctl",
+        "add_key",
+        "request_key",
+        "fanotify_init",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "reboot",
+        "swapon",
+        "swapoff",
+        "acct",
+        "quotactl",
+        "quotactl_fd",
+        "syslog",
+        "sethostname",
+        "setdomainname",
+        "settimeofday",
+        "clock_settime",
+        "clock_adjtime",
+        "iopl",
+        "ioperm",
+        "vhangup",
     ),
 }
 # Refused with ENOSYS: their arguments live in memory a filter cannot read, and libc
@@ -151,9 +228,22 @@ OWN_PID_ONLY = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd
 # Numbers of recent system calls older libseccomp releases cannot name. Since Linux 5.1
 # (pidfd_send_signal, 424) new system calls have one number on every architecture.
 UNIFIED_SYSCALLS = {
-    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "pidfd_open": 434, "clone3": 435, "openat2": 437, "pidfd_getfd": 438, "mount_setattr": 442,
-    "quotactl_fd": 443, "fchmodat2": 452, "setxattrat": 463, "removexattrat": 466, "open_tree_attr": 467,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "pidfd_open": 434,
+    "clone3": 435,
+    "openat2": 437,
+    "pidfd_getfd": 438,
+    "mount_setattr": 442,
+    "quotactl_fd": 443,
+    "fchmodat2": 452,
+    "setxattrat": 463,
+    "removexattrat": 466,
+    "open_tree_attr": 467,
 }
 
 
@@ -219,7 +309,10 @@ def landlock_abi() -> tuple[int, str | None]:
         return 0, reason
     libc = _libc()
     abi = libc.syscall(
-        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint(LANDLOCK_CREATE_RULESET_VERSION)
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET),
+        None,
+        ctypes.c_size_t(0),
+        ctypes.c_uint(LANDLOCK_CREATE_RULESET_VERSION),
     )
     if abi >= 1:
         return int(abi), None
@@ -318,13 +411,20 @@ def _inactive(reason: str, **extra: Any) -> dict[str, Any]:
 
 # -- the layers ------------------------------------------------------------------------
 
+
 def _switch_user(user: str | int | None) -> dict[str, Any]:
     if (reason := _linux_reason()) is not None:
         return _inactive(reason)
     euid = os.geteuid()
     if euid != 0:
         # Already unprivileged: nothing to switch, and nothing a switch would add.
-        return {"active": True, "switched": False, "uid": euid, "gid": os.getegid(), "note": "not root: kept the current user"}
+        return {
+            "active": True,
+            "switched": False,
+            "uid": euid,
+            "gid": os.getegid(),
+            "note": "not root: kept the current user",
+        }
     if user is None:
         return _inactive("SANDBOX_USER is None: the sandbox keeps running as root")
     target = resolve_user(user)
@@ -366,7 +466,11 @@ def _no_new_privs() -> dict[str, Any]:
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -404,21 +508,34 @@ def _landlock() -> dict[str, Any]:
     attr = _RulesetAttr(fs, net, scoped)
     size = 8 if abi < 4 else 16 if abi < 6 else 24
     libc = _libc()
-    ruleset = libc.syscall(ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint(0))
+    ruleset = libc.syscall(
+        ctypes.c_long(SYS_LANDLOCK_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint(0)
+    )
     if ruleset < 0:
         return _inactive(f"landlock_create_ruleset failed: {_errno_text(ctypes.get_errno())}", abi=abi)
     try:
         root = os.open("/", os.O_PATH | os.O_CLOEXEC)
         try:
             rule = _PathBeneathAttr(LANDLOCK_ALLOWED_FS & fs, root)
-            if libc.syscall(
-                ctypes.c_long(SYS_LANDLOCK_ADD_RULE), ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
-                ctypes.byref(rule), ctypes.c_uint(0),
-            ) != 0:
+            if (
+                libc.syscall(
+                    ctypes.c_long(SYS_LANDLOCK_ADD_RULE),
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                    ctypes.byref(rule),
+                    ctypes.c_uint(0),
+                )
+                != 0
+            ):
                 return _inactive(f"landlock_add_rule failed: {_errno_text(ctypes.get_errno())}", abi=abi)
         finally:
             os.close(root)
-        if libc.syscall(ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint(restrict_flags)) != 0:
+        if (
+            libc.syscall(
+                ctypes.c_long(SYS_LANDLOCK_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint(restrict_flags)
+            )
+            != 0
+        ):
             return _inactive(f"landlock_restrict_self failed: {_errno_text(ctypes.get_errno())}", abi=abi)
     finally:
         os.close(ruleset)
@@ -508,6 +625,7 @@ def _seccomp(seccomp: Any) -> dict[str, Any]:
 
 
 # -- public API ------------------------------------------------------------------------
+
 
 def apply(options: dict[str, Any]) -> dict[str, Any]:
     """Apply the OS layers to this process; return what is active (see the module doc).

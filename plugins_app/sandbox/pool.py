@@ -4,6 +4,7 @@ A calling thread checks a worker out exclusively, holds the whole conversation f
 call (including host calls, which it answers itself, with the caller's DB connection and
 transaction), then checks the worker back in. No jsrun object ever exists in the Django process.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -329,7 +330,9 @@ class SandboxPool:
         else:
             logger.warning(
                 "idle sandbox worker %s died (exit %s); it is replaced on demand",
-                worker.pid, worker.proc.returncode, extra={"sandbox_pid": worker.pid},
+                worker.pid,
+                worker.proc.returncode,
+                extra={"sandbox_pid": worker.pid},
             )
         self._count -= 1
         worker.kill()
@@ -518,8 +521,14 @@ def run_chain(
 def inspect(spec: dict[str, Any], timeout: float, host: HostHandler) -> str:
     """Load ``spec`` in a fresh runtime and return the inspection JSON (hooks or error)."""
     step = Invocation(
-        slug=spec["slug"], key=str(spec["key"]), hook="", args_json="[]", timeout=timeout,
-        memory_mb=int(spec["memory_mb"]), spec_loader=lambda: spec, host=host,
+        slug=spec["slug"],
+        key=str(spec["key"]),
+        hook="",
+        args_json="[]",
+        timeout=timeout,
+        memory_mb=int(spec["memory_mb"]),
+        spec_loader=lambda: spec,
+        host=host,
     )
     results: list[StepResult | None] = [None]
     try:
@@ -567,7 +576,9 @@ def _converse(
             worker.send(message)
         except _SendFailed:
             pool.checkin(worker, False)
-            error = PluginCrashed(f"the sandbox process for plugin {first.slug!r} could not be reached", slug=first.slug)
+            error = PluginCrashed(
+                f"the sandbox process for plugin {first.slug!r} could not be reached", slug=first.slug
+            )
             raise _StepFailed(0, error) from None
     healthy = False
     try:
@@ -601,7 +612,9 @@ def _outcome(step: Invocation, frame: dict[str, Any]) -> StepResult:
     if "error" in frame:
         error = frame["error"]
         return StepResult(
-            error=error_from(step.slug, error if isinstance(error, dict) else {}, timeout=step.timeout, memory_mb=step.memory_mb),
+            error=error_from(
+                step.slug, error if isinstance(error, dict) else {}, timeout=step.timeout, memory_mb=step.memory_mb
+            ),
             ms=ms,
         )
     text = frame.get("ok")
@@ -672,7 +685,9 @@ def _serve(worker: WorkerProcess, call_id: str, steps: list[Invocation], results
         worker.kill()
         slug, timeout, memory_mb = step.slug, step.timeout, step.memory_mb
         if grew > memory_mb * MIB // 2 or worker.died_of_memory():
-            error: PluginError = PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug)
+            error: PluginError = PluginMemoryError(
+                f"plugin {slug!r} exceeded its memory limit ({memory_mb} MiB)", slug=slug
+            )
         else:
             error = PluginTimeout(f"plugin {slug!r} exceeded its time limit ({timeout * 1000:.0f} ms)", slug=slug)
         raise _StepFailed(index, error) from None
@@ -685,7 +700,10 @@ def _serve(worker: WorkerProcess, call_id: str, steps: list[Invocation], results
     except _Violation as exc:
         worker.kill()
         logger.error(
-            "sandbox worker %s broke protocol during a call of %r: %s; killed", worker.pid, step.slug, exc,
+            "sandbox worker %s broke protocol during a call of %r: %s; killed",
+            worker.pid,
+            step.slug,
+            exc,
             extra={"plugin": step.slug, "sandbox_pid": worker.pid},
         )
         error = PluginCrashed(f"the sandbox process running plugin {step.slug!r} broke protocol", slug=step.slug)
@@ -700,7 +718,11 @@ def _serve(worker: WorkerProcess, call_id: str, steps: list[Invocation], results
             error = PluginMemoryError(f"plugin {slug!r} exceeded its memory limit ({step.memory_mb} MiB)", slug=slug)
         else:
             logger.warning(
-                "sandbox worker %s failed during a call of %r: %s (exit %s)", worker.pid, slug, exc, code,
+                "sandbox worker %s failed during a call of %r: %s (exit %s)",
+                worker.pid,
+                slug,
+                exc,
+                code,
                 extra={"plugin": slug, "sandbox_pid": worker.pid},
             )
             error = PluginCrashed(f"the sandbox process running plugin {slug!r} crashed (exit {code})", slug=slug)

@@ -3,6 +3,7 @@
 Shared by the supervisor (Django process) and the sandbox worker, so it imports nothing
 but the standard library and orjson (frames are on the path of every call).
 """
+
 from __future__ import annotations
 
 import os
@@ -61,7 +62,7 @@ class FrameReader:
         end = HEADER.size + length
         if len(self._buffer) < end:
             return None
-        body = bytes(self._buffer[HEADER.size:end])
+        body = bytes(self._buffer[HEADER.size : end])
         del self._buffer[:end]
         try:
             message = orjson.loads(body)

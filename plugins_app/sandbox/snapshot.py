@@ -77,6 +77,7 @@ Failed to reserve virtual memory for CodeRange"). Closing a runtime gives its co
 back; malloc arenas of its thread stay (reused by the next runtime). The V8 heap a warm
 runtime keeps between calls comes on top (bounded by the worker's recycling at its limit).
 """
+
 from __future__ import annotations
 
 import json
@@ -120,7 +121,9 @@ def call_headroom_mb(memory_mb: int) -> int:
     return 2 * int(memory_mb) + CALL_SLACK_MB
 
 
-def worker_data_needed_mb(warm_runtimes: int, max_memory_mb: int, *, runtime_memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB) -> int:
+def worker_data_needed_mb(
+    warm_runtimes: int, max_memory_mb: int, *, runtime_memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB
+) -> int:
     """Peak data size of a worker holding ``warm_runtimes`` runtimes of plugins limited to
     ``runtime_memory_mb``, one of them (the one being called, maybe just created) of a
     plugin at ``max_memory_mb`` running a call that maps all it may."""
@@ -129,7 +132,9 @@ def worker_data_needed_mb(warm_runtimes: int, max_memory_mb: int, *, runtime_mem
     return WORKER_BASE_MB + int(warm_runtimes) * each + largest + call_headroom_mb(max_memory_mb)
 
 
-def warm_runtimes_that_fit(data_limit_mb: int, max_memory_mb: int, *, runtime_memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB) -> int:
+def warm_runtimes_that_fit(
+    data_limit_mb: int, max_memory_mb: int, *, runtime_memory_mb: int = DEFAULT_RUNTIME_MEMORY_MB
+) -> int:
     """How many warm runtimes a worker with ``RLIMIT_DATA`` = ``data_limit_mb`` can hold
     (see :func:`worker_data_needed_mb`); 0 when not even one call of a plugin at
     ``max_memory_mb`` fits."""
@@ -168,6 +173,7 @@ def url_source() -> str:
 def _webapi_definition(source: str) -> str:
     """The bundle inside try/catch: a SnapshotBuilder script that throws aborts the process."""
     return f"try {{\n{source}\n}} catch (e) {{\n  delete globalThis.{WEBAPI_GLOBAL};\n}}\n"
+
 
 SETTINGS_MARKER = "__SETTINGS__"  # where bootstrap_source() splices the settings literal
 SETTINGS_PARAMETER = "__plugins_settings"
@@ -226,7 +232,9 @@ class RuntimeFactory:
         # One restore now, at worker start: proves the snapshot restores before a call
         # needs it, pays the first restore's extra cost, and says whether the bootstrap
         # definition compiled (a builder cannot be asked).
-        probe = jsrun.Runtime(jsrun.RuntimeConfig(snapshot=self.snapshot, max_heap_size=CODE_RANGE_MIN_MB * MIB, enable_console=False))
+        probe = jsrun.Runtime(
+            jsrun.RuntimeConfig(snapshot=self.snapshot, max_heap_size=CODE_RANGE_MIN_MB * MIB, enable_console=False)
+        )
         try:
             if definition is not None and probe.eval(f"typeof {BOOTSTRAP_FUNCTION}") == "function":
                 self.template = bootstrap_template

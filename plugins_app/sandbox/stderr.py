@@ -5,6 +5,7 @@ from the worker's Python, jsrun or V8 itself (a fatal out-of-memory report, a pa
 It is still treated as untrusted text: control characters are escaped, lines are cut,
 and a worker gets a bounded number of log lines over its life.
 """
+
 from __future__ import annotations
 
 import logging
@@ -66,7 +67,9 @@ class StderrDrain:
                 pass
             if self.dropped:
                 logger.warning(
-                    "sandbox %s: %d more stderr lines were not logged", self.pid, self.dropped,
+                    "sandbox %s: %d more stderr lines were not logged",
+                    self.pid,
+                    self.dropped,
                     extra={"sandbox_pid": self.pid},
                 )
             self._done.set()

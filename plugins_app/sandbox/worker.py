@@ -31,6 +31,7 @@ Facts about jsrun 0.3.0 this file is built around (see docs/sandbox.md):
 - A ``JsFunction`` handle that is garbage-collected runs a finalizer that blocks until the
   runtime thread is free; every handle is kept referenced until after ``close()``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -122,26 +123,104 @@ BOOTSTRAP_JS = (Path(__file__).resolve().parent / "bootstrap.js").read_text(enco
 # is reviewed here and in docs/plugin-authors.md.
 GLOBALS = (
     # values and functions
-    "globalThis", "Infinity", "NaN", "undefined", "eval", "isFinite", "isNaN", "parseFloat", "parseInt",
-    "decodeURI", "decodeURIComponent", "encodeURI", "encodeURIComponent", "escape", "unescape",
+    "globalThis",
+    "Infinity",
+    "NaN",
+    "undefined",
+    "eval",
+    "isFinite",
+    "isNaN",
+    "parseFloat",
+    "parseInt",
+    "decodeURI",
+    "decodeURIComponent",
+    "encodeURI",
+    "encodeURIComponent",
+    "escape",
+    "unescape",
     # fundamental objects and errors
-    "Object", "Function", "Boolean", "Symbol", "Error", "AggregateError", "EvalError", "RangeError",
-    "ReferenceError", "SyntaxError", "TypeError", "URIError", "SuppressedError",
+    "Object",
+    "Function",
+    "Boolean",
+    "Symbol",
+    "Error",
+    "AggregateError",
+    "EvalError",
+    "RangeError",
+    "ReferenceError",
+    "SyntaxError",
+    "TypeError",
+    "URIError",
+    "SuppressedError",
     # numbers, text, dates
-    "Number", "BigInt", "Math", "Date", "String", "RegExp", "Intl", "Temporal",
+    "Number",
+    "BigInt",
+    "Math",
+    "Date",
+    "String",
+    "RegExp",
+    "Intl",
+    "Temporal",
     # collections and buffers
-    "Array", "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
-    "Uint32Array", "Float16Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array",
-    "Map", "Set", "WeakMap", "WeakSet", "WeakRef", "ArrayBuffer", "DataView", "JSON",
+    "Array",
+    "Int8Array",
+    "Uint8Array",
+    "Uint8ClampedArray",
+    "Int16Array",
+    "Uint16Array",
+    "Int32Array",
+    "Uint32Array",
+    "Float16Array",
+    "Float32Array",
+    "Float64Array",
+    "BigInt64Array",
+    "BigUint64Array",
+    "Map",
+    "Set",
+    "WeakMap",
+    "WeakSet",
+    "WeakRef",
+    "ArrayBuffer",
+    "DataView",
+    "JSON",
     # control flow and reflection
-    "Promise", "Iterator", "Proxy", "Reflect", "DisposableStack", "AsyncDisposableStack",
+    "Promise",
+    "Iterator",
+    "Proxy",
+    "Reflect",
+    "DisposableStack",
+    "AsyncDisposableStack",
     # the plugin API
-    "queueMicrotask", "log", "console", "config", "db", "storage", "host",
+    "queueMicrotask",
+    "log",
+    "console",
+    "config",
+    "db",
+    "storage",
+    "host",
     # web APIs (plugins_app/sandbox/webapi: installed by the bootstrap from the snapshot)
-    "TextEncoder", "TextDecoder", "URL", "URLSearchParams", "atob", "btoa", "structuredClone",
-    "crypto", "Crypto", "CryptoKey", "SubtleCrypto", "DOMException", "Event", "EventTarget",
-    "AbortController", "AbortSignal", "performance", "Performance",
-    "setTimeout", "clearTimeout", "setInterval", "clearInterval",
+    "TextEncoder",
+    "TextDecoder",
+    "URL",
+    "URLSearchParams",
+    "atob",
+    "btoa",
+    "structuredClone",
+    "crypto",
+    "Crypto",
+    "CryptoKey",
+    "SubtleCrypto",
+    "DOMException",
+    "Event",
+    "EventTarget",
+    "AbortController",
+    "AbortSignal",
+    "performance",
+    "Performance",
+    "setTimeout",
+    "clearTimeout",
+    "setInterval",
+    "clearInterval",
 )
 
 
@@ -157,7 +236,6 @@ def bootstrap_source(
         "globals": list(globals_),
     }
     return BOOTSTRAP_JS.replace("__SETTINGS__", json.dumps(settings))
-
 
 
 class CallFailed(Exception):
@@ -742,7 +820,9 @@ class Worker:
             if not steps or mode not in {"call", "action", "filter"} or any("\0" in s.hook for s in steps):
                 os._exit(EXIT_PROTOCOL)
             return Job(
-                call_id, steps, mode,
+                call_id,
+                steps,
+                mode,
                 args=str(message.get("args", "[]")),
                 value=str(message.get("value", "null")),
                 rest=str(message.get("rest", "[]")),
@@ -789,9 +869,7 @@ class Worker:
         self.specs.move_to_end(key)
         # Make room first: every runtime reserves address space under RLIMIT_DATA, and V8
         # aborts the process (no exception) when a reservation fails.
-        while self.warm and (
-            len(self.warm) >= int(self.options["warm_runtimes"]) or not self.room_for(spec.memory_mb)
-        ):
+        while self.warm and (len(self.warm) >= int(self.options["warm_runtimes"]) or not self.room_for(spec.memory_mb)):
             await self.stop(self.warm.pop(next(iter(self.warm))))  # least recently used
         warm = await self.load(spec, job.step.timeout)
         self.forget_other_versions(spec)
@@ -930,7 +1008,9 @@ class Worker:
                 max_serialization_bytes=int(self.options["max_result_bytes"]) * 2 + 4096,
             )
         except Exception:  # thread spawn refused under RLIMIT_DATA, etc.
-            raise CallFailed({"kind": "memory", "message": "could not start a runtime within the memory limit"}) from None
+            raise CallFailed(
+                {"kind": "memory", "message": "could not start a runtime within the memory limit"}
+            ) from None
         finally:
             self.limit_data(self.data_ceiling)
 
@@ -1003,7 +1083,9 @@ class Worker:
                 warm.park = runtime.eval(self.factory.bootstrap_script(source))
             except Exception as exc:
                 # Fail closed: the engine offers something the allowlist does not know.
-                raise CallFailed({"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}) from None
+                raise CallFailed(
+                    {"kind": "internal", "message": f"sandbox bootstrap refused: {clean_text(str(exc), 500)}"}
+                ) from None
             namespace = await self.load_source(warm, timeout)
             # Locals: the park loop's first next() (on the runtime's thread) clears warm.parked.
             warm.parked = parked = self.loop.create_future()
@@ -1030,7 +1112,11 @@ class Worker:
                 result = await self.run_top_level(warm, lambda: runtime.eval_async(spec.source), timeout)
             except CallFailed as exc:
                 error = exc.error
-                if not (error.get("kind") == "script" and error.get("name") == "SyntaxError" and error.get("message") in MODULE_SYNTAX_ERRORS):
+                if not (
+                    error.get("kind") == "script"
+                    and error.get("name") == "SyntaxError"
+                    and error.get("message") in MODULE_SYNTAX_ERRORS
+                ):
                     raise
             else:
                 spec.module = False
@@ -1094,7 +1180,11 @@ class Worker:
                 # V8 terminated execution without us asking: the heap limit was hit.
                 return {"kind": "memory", "message": f"heap limit of {warm.spec.memory_mb} MiB exceeded"}
             position = next(
-                ((f.get("line_number"), f.get("column_number")) for f in exc.frames or [] if f.get("file_name") in (SCRIPT_NAME, MODULE_NAME)),
+                (
+                    (f.get("line_number"), f.get("column_number"))
+                    for f in exc.frames or []
+                    if f.get("file_name") in (SCRIPT_NAME, MODULE_NAME)
+                ),
                 (None, None),
             )
             return self.script_error(warm, name, message, exc.stack or "", position)
@@ -1119,8 +1209,12 @@ class Worker:
         syntax error (also an import of a name plugin:host does not export), with its position."""
         if warm.refused_imports:
             return {
-                "kind": "script", "name": "TypeError", "message": refused_import_message(warm.refused_imports[0]),
-                "stack": "", "line": None, "column": None,
+                "kind": "script",
+                "name": "TypeError",
+                "message": refused_import_message(warm.refused_imports[0]),
+                "stack": "",
+                "line": None,
+                "column": None,
             }
         match = MODULE_SYNTAX_ERROR.search(text)
         if match is None:
@@ -1132,7 +1226,9 @@ class Worker:
         stack = str(reported.get("stack") or "")
         match = FRAME.search(stack)
         position = (int(match.group(1)), int(match.group(2))) if match else (None, None)
-        return self.script_error(warm, str(reported.get("name") or ""), str(reported.get("message") or ""), stack, position)
+        return self.script_error(
+            warm, str(reported.get("name") or ""), str(reported.get("message") or ""), stack, position
+        )
 
     def script_error(
         self, warm: Warm, name: str, message: str, stack: str, position: tuple[int | None, int | None]

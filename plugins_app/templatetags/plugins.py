@@ -5,6 +5,7 @@ that defines it, with the given arguments as JSON data, and renders what each re
 escaped or sanitized, in ``<div class="plugin-hook" data-plugin="<slug>">``. See
 ``docs/views-and-templates.md``.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -37,10 +38,50 @@ logger = logging.getLogger("plugins_app.templatetags")
 #: other tags are removed with their text kept, script/style with their content.
 ALLOWED_TAGS = frozenset(
     {
-        "a", "abbr", "b", "blockquote", "br", "cite", "code", "dd", "del", "div", "dl", "dt", "em",
-        "h2", "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q",
-        "s", "samp", "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th",
-        "thead", "tr", "u", "ul",
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "cite",
+        "code",
+        "dd",
+        "del",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
     }
 )
 #: Attributes kept per tag ("*": every tag). No ``on*``, ``style``, ``class`` or ``id``.
@@ -131,8 +172,11 @@ def render_result(slug: str, hook: str, value: Any) -> SafeString:
         content = sanitize(value["html"])
     else:
         logger.warning(
-            "hook %r: plugin %r returned %s; expected a string or {\"html\": string}",
-            hook, slug, type(value).__name__, extra=plugin_extra(slug),
+            'hook %r: plugin %r returned %s; expected a string or {"html": string}',
+            hook,
+            slug,
+            type(value).__name__,
+            extra=plugin_extra(slug),
         )
         return SafeString("")
     return format_html('<div class="plugin-hook" data-plugin="{}">{}</div>', slug, content)

@@ -1,4 +1,5 @@
 """Demo data that plugins can be granted access to (see plugin_exposure.py)."""
+
 from __future__ import annotations
 
 from django.conf import settings

@@ -3,6 +3,7 @@
 ``auth.User`` exposes id and username only: email, names, flags, dates and the
 password hash stay unexposed (the password could not be exposed even if listed).
 """
+
 from plugins_app.exposure import expose
 
 expose("auth.User", read=["id", "username"])

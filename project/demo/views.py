@@ -1,4 +1,5 @@
 """Demo site views: each one calls plugin hooks in its request handler."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
@@ -30,7 +31,12 @@ def home(request: HttpRequest) -> HttpResponse:
     if not isinstance(headline, str):
         headline = "Plugins demo"
     context = {
-        "name": name, "greeting": greeting, "error": error, "logs": logs, "stats": stats,
-        "stats_error": stats_error, "headline": headline,
+        "name": name,
+        "greeting": greeting,
+        "error": error,
+        "logs": logs,
+        "stats": stats,
+        "stats_error": stats_error,
+        "headline": headline,
     }
     return render(request, "demo/home.html", context)

@@ -30,6 +30,7 @@ pages (idempotent). Screenshots go
 to ``--shots`` (default ``/tmp/shots``). Exit status 0 only if every check passed;
 any HTTP 5xx response seen by the browser is a failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -240,7 +241,9 @@ class Walkthrough:
             page.check(f"#result_list tr:has(a:text-is('{self.slug}')) input.action-select")
             page.select_option("select[name=action]", action)
             self.submit(page, "button[name=index]")
-            check(any(m.startswith(f"{verb} 1 plugin") for m in self.messages(page)), f"{action}: {self.messages(page)}")
+            check(
+                any(m.startswith(f"{verb} 1 plugin") for m in self.messages(page)), f"{action}: {self.messages(page)}"
+            )
             icon = page.locator(f"#result_list tr:has(a:text-is('{self.slug}')) td.field-enabled img")
             check(icon.get_attribute("alt") == alt, f"{action}: enabled icon is {icon.get_attribute('alt')}")
             self.shot(page, f"04_{action}")
@@ -262,7 +265,10 @@ class Walkthrough:
         expect(page.locator("#plugin-result")).to_contain_text("[]")
         for bad_id in ("not-a-number", "999999999"):
             response = page.goto(self.url(f"/admin/plugins_app/plugin/{bad_id}/try/"))
-            check(response is not None and response.status == 404, f"try page of {bad_id!r}: {response and response.status}")
+            check(
+                response is not None and response.status == 404,
+                f"try page of {bad_id!r}: {response and response.status}",
+            )
 
     def flow_view_only(self, page: Page) -> None:
         self.ensure_viewer(page)
@@ -280,7 +286,9 @@ class Walkthrough:
         check(response is not None and response.status == 403, f"try page GET gave {response and response.status}")
         token = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
         headers = {"Referer": self.url("/admin/")}
-        posted = page.request.post(try_url, form={"csrfmiddlewaretoken": token, "hook": "echo", "args": "[]"}, headers=headers)
+        posted = page.request.post(
+            try_url, form={"csrfmiddlewaretoken": token, "hook": "echo", "args": "[]"}, headers=headers
+        )
         check(posted.status == 403, f"try page POST gave {posted.status}")
         changelist = self.url("/admin/plugins_app/plugin/")
         pk = try_url.rstrip("/").split("/")[-2]

@@ -11,6 +11,7 @@ On a failure the page's screenshot and HTML are saved to ``$BROWSER_ARTIFACTS`` 
 ``tests/browser/artifacts/``), named after the test; ``BROWSER_SCREENSHOTS=all`` saves them
 for every test (to look at what the tests saw).
 """
+
 from __future__ import annotations
 
 import os
@@ -89,9 +90,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
-    return any(
-        getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call")
-    )
+    return any(getattr(getattr(request.node, f"report_{when}", None), "failed", False) for when in ("setup", "call"))
 
 
 @pytest.fixture
@@ -119,9 +118,11 @@ def page(
     page.on("console", on_console)
     page.on(
         "response",
-        lambda response: problems.append(f"HTTP {response.status} {response.request.method} {response.url}")
-        if response.status >= 500
-        else None,
+        lambda response: (
+            problems.append(f"HTTP {response.status} {response.request.method} {response.url}")
+            if response.status >= 500
+            else None
+        ),
     )
     page.problems = problems  # type: ignore[attr-defined]  # tests that expect some may clear it
     try:

@@ -8,6 +8,7 @@ tests beside the others.
 Playwright is imported lazily so that collecting the tests works without it (the
 conftest skips them then).
 """
+
 from __future__ import annotations
 
 import json
@@ -387,6 +388,8 @@ class ConsolePage:
 
     def fact(self, name: str) -> Locator:
         """A cell of the details table: ``"Host calls"``, ``"Rows written"``..."""
-        return self.page.locator("#plugin-console-facts tr").filter(
-            has=self.page.get_by_role("rowheader", name=name, exact=True)
-        ).locator("td")
+        return (
+            self.page.locator("#plugin-console-facts tr")
+            .filter(has=self.page.get_by_role("rowheader", name=name, exact=True))
+            .locator("td")
+        )

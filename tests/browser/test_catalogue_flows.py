@@ -1,6 +1,7 @@
 """The hook catalogue and generated types in a real browser, as an operator meets them:
 the catalogue page from the plugin list, the "did you mean" warning after saving a
 plugin with a misspelt hook, and the types file downloaded from the plugin's page."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MISSPELT = "const plugin = {\n  greet(name) { return name; },\n  noteSavd(note) { return note; },\n};\n"
 
 
-def test_catalogue_page_lists_declared_hooks_and_implementers(admin: AdminPages, make_browser_plugin: Callable[..., Plugin]) -> None:
+def test_catalogue_page_lists_declared_hooks_and_implementers(
+    admin: AdminPages, make_browser_plugin: Callable[..., Plugin]
+) -> None:
     make_browser_plugin(MISSPELT, "speller")
     admin.open_changelist()
     admin.page.locator("#plugin-catalogue-link").click()
@@ -30,7 +33,9 @@ def test_catalogue_page_lists_declared_hooks_and_implementers(admin: AdminPages,
     expect(admin.page.get_by_role("link", name="speller").first).to_be_visible()
 
 
-def test_saving_a_misspelt_hook_warns_with_a_suggestion(admin: AdminPages, make_browser_plugin: Callable[..., Plugin]) -> None:
+def test_saving_a_misspelt_hook_warns_with_a_suggestion(
+    admin: AdminPages, make_browser_plugin: Callable[..., Plugin]
+) -> None:
     plugin = make_browser_plugin("const plugin = { greet(name) { return name; } };", "speller")
     admin.open_plugin("speller")
     admin.editor("source").type(MISSPELT.replace("\n", " "))

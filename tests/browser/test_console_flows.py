@@ -6,6 +6,7 @@ it and replay it in the console; read a plugin's Health page.
 
 The execution log is written by a background thread: tests call ``calllog.flush()``
 before looking at it (the conftest forgets what earlier tests left unwritten)."""
+
 from __future__ import annotations
 
 import json
@@ -131,7 +132,7 @@ def test_run_the_unsaved_source_from_the_plugin_page_in_the_console(
 ) -> None:
     plugin = make_browser_plugin(COUNTER, "counter")
     admin.open_plugin("counter")
-    draft = COUNTER.replace("  boom(order) {", "  peek() {\n    return storage.get(\"n\");\n  },\n  boom(order) {")
+    draft = COUNTER.replace("  boom(order) {", '  peek() {\n    return storage.get("n");\n  },\n  boom(order) {')
     admin.editor("source").set_value(draft)
     admin.submit("Run draft in console")  # not saved: taken to the console as a draft
 

@@ -3,6 +3,7 @@ user sees a plugin, its revisions, diffs, health and export, but is offered no w
 run, roll back, import or change anything, and the server refuses the requests a crafted
 form would send; a staff user who may run the console (but not change plugins) gets dry
 runs of the saved version only."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,11 @@ def two_revisions(make_browser_plugin: Callable[..., Plugin]) -> Plugin:
 def state(plugin: Plugin) -> tuple[Any, ...]:
     plugin.refresh_from_db()
     return (
-        plugin.source, plugin.enabled, plugin.paused_at, plugin.version, plugin.name,
+        plugin.source,
+        plugin.enabled,
+        plugin.paused_at,
+        plugin.version,
+        plugin.name,
         PluginRevision.objects.filter(plugin=plugin).count(),
         StorageItem.objects.filter(plugin=plugin).count(),
         Plugin.objects.count(),
@@ -102,7 +107,11 @@ def test_a_view_only_user_can_see_but_not_run_roll_back_import_or_change(
         "dry-run in the console": (f"{PLUGINS}{pk}/console/", {**run, "mode": "dry"}, None),
         "real-run in the console": (f"{PLUGINS}{pk}/console/", {**run, "mode": "real"}, None),
         "import": (f"{PLUGINS}import/", {"replace": "on"}, {"file": ("counter.json", json.dumps(exported).encode())}),
-        "change": (f"{PLUGINS}{pk}/change/", {"name": "Renamed", "slug": "counter", "source": V1, "config": "{}"}, None),
+        "change": (
+            f"{PLUGINS}{pk}/change/",
+            {"name": "Renamed", "slug": "counter", "source": V1, "config": "{}"},
+            None,
+        ),
         "disable": (f"{PLUGINS}{pk}/disable/", {}, None),
         "delete": (f"{PLUGINS}{pk}/delete/", {"post": "yes"}, None),
     }

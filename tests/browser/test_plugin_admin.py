@@ -1,6 +1,7 @@
 """The plugin admin in a real browser, as a new operator uses it: log in, add a plugin by
 typing in the code editor, fix a syntax error the editor points at, read the list at
 1280 px, and see (not change) plugins as a view-only staff user."""
+
 from __future__ import annotations
 
 import re
@@ -122,9 +123,7 @@ def test_a_json_syntax_error_is_marked_in_the_config_editor(
     expect(config.error_line).to_have_attribute("data-error-line", "3")
 
 
-def test_the_plain_textarea_works_without_javascript(
-    browser: Any, live_server: Any, admin_user: Any
-) -> None:
+def test_the_plain_textarea_works_without_javascript(browser: Any, live_server: Any, admin_user: Any) -> None:
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()

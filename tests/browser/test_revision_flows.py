@@ -1,6 +1,7 @@
 """Revisions in a real browser, as a new operator uses them: two tabs editing the same
 plugin (the later save is refused and says what changed), the revision list, the diff
 between two revisions (unified and side by side), and *Roll back to this revision*."""
+
 from __future__ import annotations
 
 import re

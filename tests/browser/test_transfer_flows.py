@@ -2,6 +2,7 @@
 uploading its ``.js`` file (and see a broken file's error marked at its line), export a
 plugin from its page and import the file on a site that exposes less (the grants it
 cannot give are reported)."""
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,12 @@ def test_export_and_import_a_plugin_with_grants_this_site_cannot_give(
     admin: AdminPages, make_browser_plugin: Callable[..., Plugin]
 ) -> None:
     plugin = make_browser_plugin(
-        NOTES, "note-titles", description="Lists notes.", config={"prefix": "# "}, priority=7, timeout_ms=700,
+        NOTES,
+        "note-titles",
+        description="Lists notes.",
+        config={"prefix": "# "},
+        priority=7,
+        timeout_ms=700,
     )
     PluginGrant(plugin=plugin, model="demo.Note", read=["id", "title", "body"], update=["score"]).save()
     PluginGrant(plugin=plugin, model="auth.User", read=["id", "username"]).save()

@@ -1,6 +1,7 @@
 """``manage.py plugins``: install, list, enable, disable, resume and call plugins, run
 actions and filters across plugins, grant plugins access to exposed models, export and
 import plugins, and list, deliver and prune the delivery outbox, from the shell."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,15 +16,18 @@ from django.db import transaction
 
 from plugins_app import breaker, calllog, doctor, hooks
 from plugins_app.exceptions import PluginError
-from plugins_app.host_api.log import log_safe
 from plugins_app.exposure import get_exposure
 from plugins_app.forms import split_field_names
+from plugins_app.host_api.log import log_safe
 from plugins_app.management.argtypes import seconds
 from plugins_app.management.deliveries_cli import DeliveryCommands, add_delivery_arguments
-from plugins_app.management.transfer_cli import TransferCommands, add_transfer_arguments
 from plugins_app.management.revisions_cli import (
-    RevisionCommands, add_install_revision_arguments, add_revision_arguments, cli_recording,
+    RevisionCommands,
+    add_install_revision_arguments,
+    add_revision_arguments,
+    cli_recording,
 )
+from plugins_app.management.transfer_cli import TransferCommands, add_transfer_arguments
 from plugins_app.models import Plugin, PluginGrant
 
 
@@ -89,11 +93,15 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
             "--config-schema", dest="config_schema", help="JSON Schema the config must satisfy ('null' removes it)."
         )
         install.add_argument(
-            "--priority", type=int, metavar="N",
+            "--priority",
+            type=int,
+            metavar="N",
             help="Order among plugins in actions and filters: lower runs first (new plugins: 100).",
         )
         install.add_argument(
-            "--http", action=argparse.BooleanOptionalAction, dest="http",
+            "--http",
+            action=argparse.BooleanOptionalAction,
+            dest="http",
             help="Let the plugin serve requests under /plugins/<slug>/ with its onRequest hook "
             "(--no-http stops it). Unchanged when not given.",
         )
@@ -138,7 +146,9 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
         filters.add_argument("value", metavar="VALUE")
         filters.add_argument("hook_args", nargs="*", metavar="ARG")
         filters.add_argument(
-            "--fail-closed", action="store_true", dest="fail_closed",
+            "--fail-closed",
+            action="store_true",
+            dest="fail_closed",
             help="Stop at the first failing plugin: print ClassName: message on stderr, nothing on stdout, and exit 1.",
         )
         filters.add_argument("--timeout", type=seconds, help="Seconds per plugin; can only shorten its limit.")
@@ -246,9 +256,13 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
             else:
                 # Leave the circuit breaker's columns alone: validating took a while, and a
                 # pause (or failure count) recorded meanwhile must not be overwritten.
-                plugin.save(update_fields=[
-                    f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS
-                ])
+                plugin.save(
+                    update_fields=[
+                        f.name
+                        for f in Plugin._meta.concrete_fields
+                        if not f.primary_key and f.name not in BREAKER_FIELDS
+                    ]
+                )
             plugin.refresh_from_db(fields=BREAKER_FIELDS)
         verb = "Installed" if created else "Updated"
         state = "enabled" if plugin.enabled else "disabled"

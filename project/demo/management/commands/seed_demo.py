@@ -1,4 +1,5 @@
 """``manage.py seed_demo``: install the example plugins and an admin account for the demo."""
+
 from __future__ import annotations
 
 import os
@@ -14,21 +15,43 @@ from project.demo.models import Note
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "plugins"
 
 EXAMPLES = [
-    {"slug": "greeter", "name": "Greeter", "file": "greeter.js", "config": {"version": "1.0.0"},
-     "description": "The jsrun guide's greeter, unchanged.", "grants": []},
-    {"slug": "note-stats", "name": "Note stats", "file": "note_stats.js", "config": {"title": "Top notes"},
-     "config_schema": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]},
-     "description": "Reads notes and usernames through db, counts views in storage.",
-     "grants": [
-         {"model": "auth.User", "read": ["id", "username"]},
-         {"model": "demo.Note", "read": ["id", "author", "title", "score"], "update": ["score"]},
-     ]},
-    {"slug": "activity", "name": "Activity", "file": "activity.js", "config": {}, "http": True,
-     "description": "Filter, signal action, background action, template hook and HTTP endpoint in one.",
-     "grants": []},
-    {"slug": "share-links", "name": "Share links", "file": "share_links.js", "config": {"site": "http://127.0.0.1:8000"},
-     "description": "An ES module using the host API from plugin:host and web APIs (URL, crypto.subtle, timers).",
-     "grants": []},
+    {
+        "slug": "greeter",
+        "name": "Greeter",
+        "file": "greeter.js",
+        "config": {"version": "1.0.0"},
+        "description": "The jsrun guide's greeter, unchanged.",
+        "grants": [],
+    },
+    {
+        "slug": "note-stats",
+        "name": "Note stats",
+        "file": "note_stats.js",
+        "config": {"title": "Top notes"},
+        "config_schema": {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]},
+        "description": "Reads notes and usernames through db, counts views in storage.",
+        "grants": [
+            {"model": "auth.User", "read": ["id", "username"]},
+            {"model": "demo.Note", "read": ["id", "author", "title", "score"], "update": ["score"]},
+        ],
+    },
+    {
+        "slug": "activity",
+        "name": "Activity",
+        "file": "activity.js",
+        "config": {},
+        "http": True,
+        "description": "Filter, signal action, background action, template hook and HTTP endpoint in one.",
+        "grants": [],
+    },
+    {
+        "slug": "share-links",
+        "name": "Share links",
+        "file": "share_links.js",
+        "config": {"site": "http://127.0.0.1:8000"},
+        "description": "An ES module using the host API from plugin:host and web APIs (URL, crypto.subtle, timers).",
+        "grants": [],
+    },
 ]
 
 
