@@ -353,8 +353,11 @@ def test_plugin_types_of_a_plugin(notes: Plugin) -> None:
     assert "  scoreOf: (noteId: number) => HookResult<number | null>;" in text
     assert "neverImplemented" not in text
     assert 'that the site does not declare (typed as any function): "digest", "stamp", "stats"' in text
-    # config from its schema, read-only
-    assert "type PluginConfig = {\n  readonly prefix?: string;\n  readonly weight: number;" in text
+    # config from its schema, read-only (in the order the database keeps the schema's keys:
+    # PostgreSQL's jsonb sorts them)
+    config = text.split("type PluginConfig = {\n", 1)[1].split("\n}", 1)[0].splitlines()
+    assert "  readonly prefix?: string;" in config and "  readonly weight: number;" in config
+    assert "  readonly keywords: readonly string[];" in config or "  readonly keywords: ReadonlyArray<string>;" in config
     # The API file's own declarations are kept, its generic db and config replaced.
     assert "declare const storage: Readonly<PluginStorage>;" in text
     assert "type PluginConfig = Readonly<Record<string, unknown>>" not in text
