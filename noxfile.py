@@ -29,3 +29,25 @@ def tests(session: nox.Session, django: str) -> None:
         "python", "-c", "import django, sys; print('Django', django.get_version(), 'on Python', sys.version.split()[0])"
     )
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+# pytest-xdist: two test processes (this machine has two cores). Safe for the whole suite:
+# each process has its own test database (pytest-django suffixes its name with the worker
+# id), its own sandbox pool, its own live_server and browser, free ports, Celery queues and
+# deployment databases named uniquely, temporary files only, and the npm/tsc cache in
+# ~/.cache/plugins_app-tests is filled with atomic renames. For the whole suite, add
+# "--dist loadfile": it keeps each module on one process, so the module-scoped deployment
+# site is set up once and the two slowest modules (faults, deployment) run side by side.
+PARALLEL = ["-n", "2"]
+# The fast suite, which every matrix cell runs; the slow suites (fault and deployment tests,
+# which need PostgreSQL, the browser tests, the npm/tsc tests) run once, on the newest Django.
+FAST = ["-m", "not faults and not node", "--ignore=tests/browser", "--ignore=tests/test_deployment.py"]
+
+
+@nox.session(python="3.11")
+def coverage(session: nox.Session) -> None:
+    """The fast suite under coverage.py (Python 3.11, Django 5.2, SQLite unless DATABASE_URL
+    says otherwise), sandbox workers and subprocesses included; fails below the floor
+    of pyproject.toml ([tool.coverage.report] fail_under)."""
+    session.install("-e", ".[test]", "django~=5.2.0")
+    session.run("pytest", "-p", "no:cacheprovider", *PARALLEL, *FAST, "--cov", "--cov-report=term", *session.posargs)

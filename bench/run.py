@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from proctree import code_version, measure_idle, tree_rss  # noqa: E402
+from proctree import code_version, measure_idle, tree_rss
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -283,7 +283,7 @@ class Bench:
         """Run one phase; a failure is recorded on its series and the run goes on."""
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - recorded on the phase's series; the run goes on
             text = f"{type(exc).__name__}: {exc}"
             log(f"  {phase} failed: {text}")
             traceback.print_exc(file=sys.stderr)
@@ -609,7 +609,7 @@ def print_figures(figures: list[Figure]) -> None:
 
     def line(values: tuple[str, ...]) -> str:
         return "  ".join(
-            v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+            v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))
         ).rstrip()
 
     print(line(cols))
@@ -769,7 +769,7 @@ def main() -> None:
             rss["warm_plugins"] = len(warm_rr(warm_before))
             if len(warm_rr(warm_before)) < len(rr_slugs):
                 state_note = short_of(warm_before, "when RSS was read")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - recorded in the results; the run goes on
             b.errors["rss"] = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
         # The calls' own after-work (the execution log's writer flushes every
@@ -780,7 +780,7 @@ def main() -> None:
         try:
             idle = measure_idle(args.idle_seconds)
             idle["settle_seconds"] = settle
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - recorded in the results; the run goes on
             b.errors["idle"] = f"{type(exc).__name__}: {exc}"
         warm_after = sandbox_state()
         if idle and len(warm_rr(warm_after)) < len(warm_rr(warm_before)):
@@ -802,7 +802,7 @@ def main() -> None:
     if args.web:
         try:
             web, web_note = run_web(args.quick)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - noted in the table; the run goes on
             web_note = f"bench/web.py failed: {type(exc).__name__}: {exc}"
     total_seconds = time.monotonic() - started
 
@@ -814,7 +814,7 @@ def main() -> None:
     def pkg(name: str) -> str:
         try:
             return version(name)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an unknown version prints as "?"
             return "?"
 
     figures = build_figures(b, args.plugins, idle, rss, rr_note, state_note, idle_note, web, web_note)
@@ -932,7 +932,7 @@ if __name__ == "__main__":
             from plugins_app.sandbox import pool
 
             pool.shutdown_pool()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - best effort at exit
             pass
         if _TMPDIR:
             shutil.rmtree(_TMPDIR, ignore_errors=True)

@@ -26,6 +26,7 @@ brackets; no assertions, the machine is shared and noisy):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -228,7 +229,7 @@ def child(mode: str, runs: int, runtimes: int, gap: float) -> dict[str, Any]:
         n = len(after) - 1
         out["per_runtime_data_mb"] = (after[-1]["VmData"] - after[0]["VmData"]) / n
         out["per_runtime_rss_mb"] = (after[-1]["VmRSS"] - after[0]["VmRSS"]) / n
-        out["steps_data_mb"] = sorted({round(b["VmData"] - a["VmData"], 1) for a, b in zip(after, after[1:])})
+        out["steps_data_mb"] = sorted({round(b["VmData"] - a["VmData"], 1) for a, b in itertools.pairwise(after)})
     elif mode.startswith("heap:"):
         # Nothing is closed in between: a closed runtime's memory would be reused.
         out["data_mb_by_heap_limit"] = {}

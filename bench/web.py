@@ -45,7 +45,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
-from proctree import CLOCK_TICKS, code_version, tree_cpu_ticks, tree_rss  # noqa: E402
+from proctree import CLOCK_TICKS, code_version, tree_cpu_ticks, tree_rss  # noqa: E402 - found through the sys.path entry above
 
 DEMO_SLUGS = ("greeter", "note-stats", "activity")
 ON_MARKER = b'id="greeting"'  # the greeter answered

@@ -123,11 +123,12 @@ def retry_countdown(retries: int) -> float:
     """Seconds before retry number ``retries + 1``: BACKGROUND_RETRY_BACKOFF doubled per
     retry, at most BACKGROUND_RETRY_BACKOFF_MAX."""
     base = float(conf.get("BACKGROUND_RETRY_BACKOFF"))
-    return min(float(conf.get("BACKGROUND_RETRY_BACKOFF_MAX")), base * (2**retries))
+    delay: float = min(float(conf.get("BACKGROUND_RETRY_BACKOFF_MAX")), base * (2**retries))
+    return delay
 
 
 def run_task(
-    task: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None
+    task: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     """The body of the Celery task ``plugins_app.run_action`` (``task`` is the bound task).
 
@@ -174,7 +175,7 @@ _settings_app: Any = None
 
 def _celery_installed() -> bool:
     try:
-        import celery  # noqa: F401
+        import celery  # noqa: F401 - only whether it is installed
     except ImportError:
         return False
     return True

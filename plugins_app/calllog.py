@@ -32,7 +32,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -284,7 +284,8 @@ def _entry(
     """What the writer needs to build a ``CallRecord``: plain values, each already cut to
     about ``limit`` (a queued record never holds a megabyte result), and no exception (its
     traceback would keep the caller's frames alive until written)."""
-    error = None
+    # (class, message, JS name, JS message, stack, line, column)
+    error: tuple[str, str, str | None, str | None, str | None, int | None, int | None] | None = None
     if exc is not None:
         if isinstance(exc, PluginScriptError):
             error = (
@@ -300,7 +301,7 @@ def _entry(
             error = (type(exc).__name__, str(exc)[:ERROR_CHARS], None, None, None, None, None)
     if context is not None:
         logs, cut = _first_lines(context.logs, limit)
-        host = (
+        host: tuple[Sequence[Any], int, int, int, int, int] = (
             logs,
             context.dropped_logs + cut,
             context.host_calls,
@@ -771,7 +772,7 @@ def _delete_before(model: Any, field: str, cutoff: datetime, chunk: int = 5000) 
     (short locks, however much there is)."""
     alias = router.db_for_write(model)
     manager = model.objects.using(alias)
-    deleted = 0
+    deleted: int = 0
     while True:
         ids = list(manager.filter(**{f"{field}__lt": cutoff}).order_by().values_list("pk", flat=True)[:chunk])
         if not ids:

@@ -66,7 +66,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import FrameType, MappingProxyType
 from typing import Any, Literal
 
 import jsonschema
@@ -193,9 +193,9 @@ def _normalize_args(name: str, args: Any) -> tuple[tuple[str, Any], ...]:
 
 
 def _caller_module() -> str:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_globals.get("__name__") in (__name__, "contextlib"):
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 

@@ -66,7 +66,7 @@ def check_call_log(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     if conf.get("METRICS_ENDPOINT_ENABLED") is True:
         try:
-            import prometheus_client  # noqa: F401
+            import prometheus_client  # noqa: F401 - only whether it is installed
         except ImportError:
             messages.append(
                 checks.Warning(

@@ -57,7 +57,7 @@ def _schemas(spec: catalogue.HookSpec) -> list[tuple[str, Any]]:
 def _check_references(spec: catalogue.HookSpec) -> list[checks.CheckMessage]:
     """E061: every ``$ref`` resolves. Checking a schema against its metaschema (done by
     ``declare_hook``) does not follow references; validating an instance does."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for what, schema in _schemas(spec):
         if isinstance(schema, bool):
             continue

@@ -6,6 +6,7 @@ Every key is optional. Values are read on first use and re-read after
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -145,7 +146,7 @@ def _user_settings() -> dict[str, Any]:
 
 
 # New name -> (deprecated name, conversion of its value).
-_DEPRECATED = {
+_DEPRECATED: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "DELIVERY_MAX_ATTEMPTS": ("BACKGROUND_MAX_RETRIES", lambda v: int(v) + 1),
     "DELIVERY_RETRY_BACKOFF": ("BACKGROUND_RETRY_BACKOFF", float),
     "DELIVERY_RETRY_BACKOFF_MAX": ("BACKGROUND_RETRY_BACKOFF_MAX", float),

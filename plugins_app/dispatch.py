@@ -257,7 +257,8 @@ def _read_generation(alias: str) -> int | None | _Unknown:
     cache_alias = conf.get("DISPATCH_GENERATION_CACHE")
     if cache_alias:
         try:
-            return caches[cache_alias].get(CACHE_KEY)
+            generation: int | None = caches[cache_alias].get(CACHE_KEY)
+            return generation
         except Exception as exc:
             logger.warning("could not read the dispatch generation from cache %r: %s", cache_alias, exc)
             return UNKNOWN
@@ -340,14 +341,16 @@ def _queries() -> dict[str, Any]:
 def _sql(alias: str, name: str) -> tuple[str, tuple[Any, ...]]:
     """The SQL of one of the loading queries, compiled once per database: building it
     through the ORM costs about a millisecond each time, the statement itself a fraction."""
-    return _queries()[name].query.get_compiler(alias).as_sql()
+    sql: tuple[str, tuple[Any, ...]] = _queries()[name].query.get_compiler(alias).as_sql()
+    return sql
 
 
 def _select(alias: str, name: str) -> list[tuple[Any, ...]]:
     sql, params = _sql(alias, name)
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def plugin_code(pk: int) -> tuple[str, Any, str] | None:

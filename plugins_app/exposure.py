@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, ValidationError
@@ -80,6 +80,13 @@ def model_label(model: type[models.Model]) -> str:
     return f"{model._meta.app_label}.{model.__name__}"
 
 
+def column(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """The field ``name`` of ``model``, for a name known to be a concrete column: one an
+    exposure lists (:func:`expose` admits no reverse relation or many-to-many), or one of
+    the model's own columns. ``_meta.get_field`` is typed to also return reverse relations."""
+    return cast("models.Field[Any, Any]", model._meta.get_field(name))
+
+
 def _resolve_model(model: type[models.Model] | str) -> type[models.Model]:
     if isinstance(model, str):
         try:
@@ -128,9 +135,9 @@ def expose(
         if name not in read:
             raise ImproperlyConfigured(f"expose({label}): relation {name!r} must also be readable")
     for name in write:
-        if model._meta.get_field(name).primary_key:
+        if column(model, name).primary_key:
             raise ImproperlyConfigured(f"expose({label}): the primary key {name!r} cannot be writable")
-    unknown = set(lookups) - set(models.Field.get_lookups())
+    unknown = set(lookups) - set(models.Field.get_lookups())  # type: ignore[call-arg]  # a class-or-instance method; stubs: instance only
     if unknown:
         raise ImproperlyConfigured(f"expose({label}): unknown lookups {sorted(unknown)}")
     exposure = Exposure(label, model, read, write, relations, frozenset(lookups))
@@ -148,7 +155,7 @@ def exposures() -> list[Exposure]:
 
 
 @contextmanager
-def exposing(*specs: tuple[type[models.Model] | str, dict]) -> Iterator[None]:
+def exposing(*specs: tuple[type[models.Model] | str, dict[str, Any]]) -> Iterator[None]:
     """Temporarily replace the registry (tests): ``with exposing(("auth.User", {"read": [...]})):``."""
     saved = dict(_registry)
     _registry.clear()
@@ -183,8 +190,8 @@ def exposed_row(instance: models.Model, names: Iterable[str]) -> dict[str, Any]:
     The one serializer of model rows for plugins (``db`` results, signal payloads,
     template tag arguments), so a row looks the same wherever a plugin meets it.
     """
-    opts = instance._meta
-    return {name: json_value(getattr(instance, opts.get_field(name).attname)) for name in names}
+    model = type(instance)
+    return {name: json_value(getattr(instance, column(model, name).attname)) for name in names}
 
 
 def autodiscover() -> None:

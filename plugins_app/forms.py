@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
@@ -11,10 +11,20 @@ from django.db import router, transaction
 from django.forms.fields import InvalidJSONInput
 
 from . import conf, revisions
-from .exposure import exposures
+from .exposure import column, exposures
 from .models import Plugin, PluginGrant
 from .sandbox import jsondata
 from .widgets import CodeEditorBoundField, CodeEditorWidget
+
+# django-stubs makes ModelForm generic in its model; Django's class cannot be subscripted
+# at run time, so the subscripted bases are for the type checker only.
+if TYPE_CHECKING:
+    ModelFormMixin = forms.ModelForm[Any]  # the mixins below are mixed into model forms
+    PluginModelForm = forms.ModelForm[Plugin]
+    PluginGrantModelForm = forms.ModelForm[PluginGrant]
+else:
+    ModelFormMixin = object
+    PluginModelForm = PluginGrantModelForm = forms.ModelForm
 
 CODE_ATTRS = {"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family: monospace; width: 95%;"}
 
@@ -98,7 +108,7 @@ class JSONSchemaField(_DepthSafeJSONField):
         return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
 
 
-class FreshModelErrorsMixin:
+class FreshModelErrorsMixin(ModelFormMixin):
     """Leave out model-level errors for fields that already failed the form's validation."""
 
     def add_error(self, field: str | None, error: Any) -> None:
@@ -114,7 +124,7 @@ class FreshModelErrorsMixin:
             if not fresh:
                 return
             error = forms.ValidationError(fresh)
-        super().add_error(field, error)  # type: ignore[misc]
+        super().add_error(field, error)
 
 
 class SourceField(forms.CharField):
@@ -129,9 +139,9 @@ class SourceField(forms.CharField):
         kwargs["strip"] = False
         super().__init__(**kwargs)
 
-    def to_python(self, value: Any) -> str:
+    def to_python(self, value: Any) -> str | None:
         text = super().to_python(value)
-        return text.replace("\r\n", "\n")
+        return None if text is None else text.replace("\r\n", "\n")
 
 
 def read_source_upload(upload: Any) -> str:
@@ -151,7 +161,7 @@ def read_source_upload(upload: Any) -> str:
             "The file is over the limit of %(limit)s bytes.", code="too_large", params={"limit": limit}
         )
     try:
-        text = data.decode("utf-8")
+        text: str = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise forms.ValidationError(
             "The file is not UTF-8 text (byte %(position)s is not valid UTF-8). Save it as UTF-8 and upload it again.",
@@ -161,7 +171,7 @@ def read_source_upload(upload: Any) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n")
 
 
-class EditConflictMixin:
+class EditConflictMixin(ModelFormMixin):
     """Optimistic concurrency for the plugin form (see :mod:`plugins_app.revisions`).
 
     The form carries, hidden in ``edit_token``, a token of the plugin as it was when the
@@ -180,14 +190,14 @@ class EditConflictMixin:
             form.initial["edit_token"] = revisions.make_edit_token(form.instance)
 
     def _post_clean(self) -> None:
-        super()._post_clean()  # type: ignore[misc]
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's, missing from the stubs
         self.check_edit_conflict()
 
     @property
     def changed_data(self) -> list[str]:
         """The plugin's fields that changed: the token and the comment are not among them
         (the admin's *History* lists these)."""
-        return [name for name in super().changed_data if name not in ("edit_token", "change_comment")]  # type: ignore[misc]
+        return [name for name in super().changed_data if name not in ("edit_token", "change_comment")]
 
     def check_edit_conflict(self) -> None:
         form: Any = self
@@ -204,7 +214,7 @@ class EditConflictMixin:
             form.add_error(None, forms.ValidationError(conflict.message(), code="conflict"))
 
 
-class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
+class PluginForm(EditConflictMixin, FreshModelErrorsMixin, PluginModelForm):
     bound_field_class = CodeEditorBoundField  # passes error line/column to the code editors
     # Not model fields: the comment goes to the revision this save records
     # (plugins_app.revisions); the token detects saves made after the form was opened.
@@ -255,7 +265,7 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
         if "source" in self.fields:
             # Keep the source byte-for-byte (no stripping), so that saving an unchanged
             # plugin does not create a new version.
-            self.fields["source"].strip = False
+            cast(forms.CharField, self.fields["source"]).strip = False
             if "source_file" in self.fields:
                 # A file may stand in for the box; an empty source is still refused, by
                 # the model's validation ("The source is empty.").
@@ -268,16 +278,17 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
                 field = self.fields[name]
                 field.required = False
                 field.help_text = (
-                    f"{field.help_text} Empty means the site default ({Plugin._meta.get_field(name).get_default()})."
+                    f"{field.help_text} Empty means the site default ({column(Plugin, name).get_default()})."
                 )
         if "priority" in self.fields:
             field = self.fields["priority"]
             field.required = False
-            field.help_text = f"{field.help_text} Empty means {Plugin._meta.get_field('priority').get_default()}."
+            field.help_text = f"{field.help_text} Empty means {column(Plugin, 'priority').get_default()}."
 
     def clean_source(self) -> str:
         # Browsers submit textareas with CRLF line endings; plugins are stored with LF.
-        return self.cleaned_data["source"].replace("\r\n", "\n")
+        source: str = self.cleaned_data["source"]
+        return source.replace("\r\n", "\n")
 
     def clean_source_file(self) -> str | None:
         upload = self.cleaned_data.get("source_file")
@@ -299,12 +310,14 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # ModelForm.clean() returns cleaned_data
         if cleaned.get("source_file") is not None:
             cleaned["source"] = cleaned["source_file"]  # the file wins over the box
             self.errors.pop("source", None)
             # Redisplayed (after an error) in the box, where its error's line is marked.
-            self.data = self.data.copy()
-            self.data[self.add_prefix("source")] = cleaned["source"]
+            data = self.data.copy()  # type: ignore[attr-defined]  # a QueryDict or dict; the stubs say Mapping
+            data[self.add_prefix("source")] = cleaned["source"]
+            self.data = data
         for name in DEFAULTED_FIELDS:
             if name not in self.fields or cleaned.get(name) is not None or name in self.errors:
                 continue
@@ -312,7 +325,7 @@ class PluginForm(EditConflictMixin, FreshModelErrorsMixin, forms.ModelForm):
             # Submitted empty: the default (for host limits, the site default).
             widget = self.fields[name].widget
             if not widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
-                cleaned[name] = Plugin._meta.get_field(name).get_default()
+                cleaned[name] = column(Plugin, name).get_default()
         return cleaned
 
     @staticmethod
@@ -340,7 +353,7 @@ class FieldNamesField(forms.CharField):
             return ", ".join(str(v) for v in value)
         return value
 
-    def to_python(self, value: Any) -> list[str]:
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]  # a CharField whose value is a list
         if isinstance(value, list | tuple):
             return [str(v) for v in value]
         return split_field_names(super().to_python(value))
@@ -351,7 +364,7 @@ class FieldNamesField(forms.CharField):
         return self.to_python(initial) != self.to_python(data)
 
 
-class PluginGrantForm(FreshModelErrorsMixin, forms.ModelForm):
+class PluginGrantForm(FreshModelErrorsMixin, PluginGrantModelForm):
     """One grant as an inline row: the model picked from the exposed ones, field lists as text.
 
     The model's ``clean()`` (``exposure.validate_grant``) checks the lists against the
@@ -376,7 +389,7 @@ class PluginGrantForm(FreshModelErrorsMixin, forms.ModelForm):
             self.initial["model"] = canonical[current.lower()]  # stored in another case
         elif current:
             choices.append((current, f"{current} (not exposed)"))
-        self.fields["model"].choices = choices
+        cast(forms.ChoiceField, self.fields["model"]).choices = choices
         self.fields["model"].help_text = "Exposed: " + (
             "; ".join(
                 f"{e.label} (read {', '.join(sorted(e.read)) or '-'}; write {', '.join(sorted(e.write)) or '-'})"
@@ -387,7 +400,7 @@ class PluginGrantForm(FreshModelErrorsMixin, forms.ModelForm):
 
 
 class TryHookForm(forms.Form):
-    hook = forms.ChoiceField()
+    hook: forms.Field = forms.ChoiceField()  # a subclass may take any name (admin.console.ConsoleForm)
     args = forms.CharField(
         label="Arguments (JSON array)",
         initial="[]",
@@ -398,7 +411,7 @@ class TryHookForm(forms.Form):
 
     def __init__(self, *args: Any, hooks: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["hook"].choices = [(h, h) for h in hooks]
+        cast(forms.ChoiceField, self.fields["hook"]).choices = [(h, h) for h in hooks]
 
     def clean_args(self) -> list[Any]:
         text = self.cleaned_data["args"]

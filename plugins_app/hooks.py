@@ -13,11 +13,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
@@ -45,6 +45,9 @@ from .sandbox import jsondata, pool
 
 if TYPE_CHECKING:
     from .models import DispatchRow
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "ActionResult",
@@ -479,6 +482,7 @@ def _run_chain(
                     breaker.record_success(row)
                 results.append(ActionResult(row.slug, value=result, logs=context.logs))
                 if is_filter:
+                    assert outcome.text is not None  # no error: the step has a result (asserted above)
                     value, value_json = result, outcome.text
             pending = pending[ran:]
     return (value if is_filter else None), results
@@ -523,12 +527,12 @@ def _run_one_by_one(
     return (value if is_filter else None), results
 
 
-def _in_executor_thread(function: Any) -> Any:
+def _in_executor_thread(function: Callable[_P, _R]) -> Callable[_P, Coroutine[Any, Any, _R]]:
     """``function`` as an awaitable run in the default executor. Executor threads are not
     request threads: nothing else would ever close (or recycle, per CONN_MAX_AGE) the
     connection such a thread opened for host calls."""
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return function(*args, **kwargs)
         finally:

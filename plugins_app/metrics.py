@@ -428,7 +428,7 @@ def _staff_ok(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is None or not user.is_active or not user.is_staff:
         return False
-    return user.has_perm("plugins_app.view_plugin") or user.has_perm("plugins_app.change_plugin")
+    return bool(user.has_perm("plugins_app.view_plugin") or user.has_perm("plugins_app.change_plugin"))
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -39,8 +39,10 @@ class PluginScopeMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         with scope():
-            return self.get_response(request)
+            response: HttpResponseBase = self.get_response(request)
+            return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         with scope():
-            return await self.get_response(request)
+            response: HttpResponseBase = await self.get_response(request)
+            return response

@@ -7,7 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -101,10 +101,40 @@ def _dispatch_sql(alias: str, table: str) -> str:
 
 
 def _dispatch_row(row: tuple[Any, ...]) -> DispatchRow:
-    pk, slug, enabled, hooks, *rest, paused_at = row
+    (
+        pk,
+        slug,
+        enabled,
+        hooks,
+        version,
+        fingerprint,
+        timeout_ms,
+        memory_limit_mb,
+        max_host_calls,
+        max_rows_read,
+        max_rows_written,
+        max_host_result_bytes,
+        consecutive_failures,
+        paused_at,
+    ) = row  # _DISPATCH_COLUMNS
     if isinstance(hooks, str | bytes):  # JSON columns arrive as text on some backends
         hooks = json.loads(hooks)
-    return DispatchRow(pk, slug, bool(enabled), tuple(hooks or ()), *rest, paused=paused_at is not None)
+    return DispatchRow(
+        pk,
+        slug,
+        bool(enabled),
+        tuple(hooks or ()),
+        version,
+        fingerprint,
+        timeout_ms,
+        memory_limit_mb,
+        max_host_calls,
+        max_rows_read,
+        max_rows_written,
+        max_host_result_bytes,
+        consecutive_failures,
+        paused=paused_at is not None,
+    )
 
 
 # Columns whose change is not an edit of the plugin: writing only these leaves its
@@ -140,7 +170,10 @@ NOT_DISPATCHED = frozenset(
 )
 
 
-class DispatchQuerySet(models.QuerySet):
+_M = TypeVar("_M", bound=models.Model)
+
+
+class DispatchQuerySet(models.QuerySet[_M]):
     """A QuerySet whose writes invalidate the dispatch cache (:func:`plugins_app.dispatch.invalidate`,
     in the same transaction): ``update()``, ``delete()``, ``bulk_create()``, ``bulk_update()``.
     These send no model signals, so the cache cannot learn of them any other way."""
@@ -149,7 +182,7 @@ class DispatchQuerySet(models.QuerySet):
         return True
 
     def _written_db(self) -> str:
-        return self._db or router.db_for_write(self.model, **self._hints)
+        return self._db or router.db_for_write(self.model, **self._hints)  # type: ignore[attr-defined]  # QuerySet internals the stubs omit
 
     def update(self, **kwargs: Any) -> int:
         count = super().update(**kwargs)
@@ -157,7 +190,7 @@ class DispatchQuerySet(models.QuerySet):
             dispatch.invalidate(self._written_db())
         return count
 
-    update.alters_data = True  # type: ignore[attr-defined]
+    update.alters_data = True  # type: ignore[attr-defined]  # Django's flag on QuerySet methods
 
     def delete(self) -> tuple[int, dict[str, int]]:
         result = super().delete()
@@ -165,8 +198,8 @@ class DispatchQuerySet(models.QuerySet):
             dispatch.invalidate(self._written_db())
         return result
 
-    delete.alters_data = True  # type: ignore[attr-defined]
-    delete.queryset_only = True  # type: ignore[attr-defined]
+    delete.alters_data = True  # type: ignore[attr-defined]  # Django's flags on QuerySet methods
+    delete.queryset_only = True  # type: ignore[attr-defined]  # (as on QuerySet.delete)
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Any]:
         created = super().bulk_create(objs, *args, **kwargs)
@@ -181,7 +214,7 @@ class DispatchQuerySet(models.QuerySet):
         return count
 
 
-class PluginQuerySet(DispatchQuerySet):
+class PluginQuerySet(DispatchQuerySet["Plugin"]):
     def enabled(self) -> PluginQuerySet:
         return self.filter(enabled=True)
 
@@ -320,6 +353,10 @@ class Plugin(models.Model):
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, editable=False, on_delete=models.SET_NULL, related_name="+"
     )
+    # Not columns: set on the instance by plugins_app.validation, read by save() and the
+    # hook catalogue's save warnings (only declared here, for the type checker).
+    _validated_fingerprint: str
+    _hook_arity: dict[str, int]
 
     objects = PluginQuerySet.as_manager()
 
@@ -334,39 +371,7 @@ class Plugin(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
-    # -- versioning --------------------------------------------------------------------
-    def compute_fingerprint(self) -> str:
-        """Hash of everything that changes what the sandbox runs."""
-        payload = json.dumps(
-            [
-                self.source,
-                self.config,
-                self.config_schema,
-                self.memory_limit_mb,
-                self.timeout_ms,
-                self.max_host_calls,
-                self.max_rows_read,
-                self.max_rows_written,
-                self.max_host_result_bytes,
-            ],
-            sort_keys=True,
-            ensure_ascii=False,
-            default=str,
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    @property
-    def runtime_key(self) -> str:
-        """Identifies this exact version inside the sandbox's caches."""
-        return make_runtime_key(self.slug, self.version, self.fingerprint)
-
-    # -- validation ------------------------------------------------------------------------
-    def clean(self) -> None:
-        """Check sizes and limits, then load the source in a sandbox and discover its hooks."""
-        from .validation import validate_plugin
-
-        validate_plugin(self)
-
+    # -- saving ------------------------------------------------------------------------------
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save, making sure the current source was validated and the version is current.
 
@@ -418,6 +423,39 @@ class Plugin(models.Model):
         if wanted != have:
             index.exclude(name__in=wanted).delete()
             PluginHook.objects.bulk_create([PluginHook(plugin=self, name=n) for n in wanted - have])
+
+    # -- validation ------------------------------------------------------------------------
+    def clean(self) -> None:
+        """Check sizes and limits, then load the source in a sandbox and discover its hooks."""
+        from .validation import validate_plugin
+
+        validate_plugin(self)
+
+    # -- versioning --------------------------------------------------------------------
+    def compute_fingerprint(self) -> str:
+        """Hash of everything that changes what the sandbox runs."""
+        payload = json.dumps(
+            [
+                self.source,
+                self.config,
+                self.config_schema,
+                self.memory_limit_mb,
+                self.timeout_ms,
+                self.max_host_calls,
+                self.max_rows_read,
+                self.max_rows_written,
+                self.max_host_result_bytes,
+            ],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    @property
+    def runtime_key(self) -> str:
+        """Identifies this exact version inside the sandbox's caches."""
+        return make_runtime_key(self.slug, self.version, self.fingerprint)
 
     @property
     def is_paused(self) -> bool:
@@ -475,11 +513,6 @@ class PluginGrant(models.Model):
     def __str__(self) -> str:
         return f"{self.plugin.slug} → {self.model}"
 
-    def clean(self) -> None:
-        from .exposure import validate_grant
-
-        validate_grant(self)
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         """Save (validating against the exposure even without ``full_clean()``) and
         bump the plugin's version."""
@@ -489,6 +522,11 @@ class PluginGrant(models.Model):
         super().save(*args, **kwargs)
         Plugin.objects.filter(pk=self.plugin_id).update(version=models.F("version") + 1)
         _note_change(self.plugin_id)
+
+    def clean(self) -> None:
+        from .exposure import validate_grant
+
+        validate_grant(self)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         result = super().delete(*args, **kwargs)

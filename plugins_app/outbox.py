@@ -45,7 +45,8 @@ def retry_delay(attempts: int) -> float:
     """Seconds to wait after ``attempts`` failed attempts: DELIVERY_RETRY_BACKOFF doubled per
     attempt, at most DELIVERY_RETRY_BACKOFF_MAX."""
     base = float(conf.get("DELIVERY_RETRY_BACKOFF"))
-    return min(float(conf.get("DELIVERY_RETRY_BACKOFF_MAX")), base * (2 ** max(0, attempts - 1)))
+    delay: float = min(float(conf.get("DELIVERY_RETRY_BACKOFF_MAX")), base * (2 ** max(0, attempts - 1)))
+    return delay
 
 
 # -- recording -------------------------------------------------------------------------

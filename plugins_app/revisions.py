@@ -47,6 +47,7 @@ from django.utils import timezone
 from django.utils.text import capfirst
 
 from .exceptions import PluginConflict, RevisionNotFound
+from .exposure import column
 from .models import Plugin, PluginGrant, PluginRevision
 
 logger = logging.getLogger("plugins_app.revisions")
@@ -452,6 +453,7 @@ def text_diff(name: str, label: str, old: str, new: str, context: int | None = 3
     # Line-level matching is fast enough for sources up to MAX_SOURCE_BYTES; autojunk
     # (which treats frequent lines such as "}" as noise) only for very long files.
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=len(a) + len(b) > 4000)
+    groups: Sequence[Sequence[tuple[str, int, int, int, int]]]
     if context is None:
         groups = [matcher.get_opcodes()]
     else:
@@ -503,7 +505,7 @@ def json_text(value: Any) -> str:
 def field_label(name: str) -> str:
     if name == "grants":
         return "Grants"
-    return str(capfirst(Plugin._meta.get_field(name).verbose_name))
+    return str(capfirst(column(Plugin, name).verbose_name))
 
 
 @dataclass(frozen=True)
@@ -595,7 +597,7 @@ def _digest(value: Any) -> str:
 
 
 def _field_digests(plugin: Plugin) -> dict[str, str]:
-    digests = {name: _digest(Plugin._meta.get_field(name).value_from_object(plugin)) for name in edit_fields()}
+    digests = {name: _digest(column(Plugin, name).value_from_object(plugin)) for name in edit_fields()}
     digests["grants"] = _digest(grants_data(plugin.grants.all()))
     return digests
 

@@ -26,7 +26,7 @@ from django.utils.functional import Promise
 from . import calllog, conf, hooks, outbox
 from . import signals as bindings_module
 from .exceptions import PluginDataError
-from .exposure import Exposure, exposed_row, get_exposure, json_value, model_label
+from .exposure import Exposure, column, exposed_row, get_exposure, json_value, model_label
 from .host_api.log import log_safe
 from .sandbox import jsondata
 from .signals import AFTER_COMMIT, BACKGROUND, KIND_FILTER, KIND_LOGIN, KIND_MODEL, SYNC, Binding
@@ -236,7 +236,7 @@ def _apply_changes(
     for name, value in changed.items():
         if name in refused:
             continue
-        field = opts.get_field(name)
+        field = column(type(instance), name)  # a writable field of the exposure
         if update_fields is not None and name not in update_fields and field.attname not in update_fields:
             refuse(f"{name!r} changed, but the save only writes {sorted(update_fields)}")
             continue

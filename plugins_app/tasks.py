@@ -40,7 +40,7 @@ def deliver(self: Any, delivery_ids: list[str]) -> None:
         if attempt.retry_in is not None and attempt.state == "pending":
             try:
                 deliver.apply_async(
-                    args=[[delivery_id]], countdown=attempt.retry_in, **({"queue": queue} if queue else {})
+                    args=([delivery_id],), countdown=attempt.retry_in, **({"queue": queue} if queue else {})
                 )
             except Exception as exc:  # the periodic drain retries it anyway
                 logger.warning("could not schedule a retry of delivery %s: %s", delivery_id, log_safe(exc, 500))
@@ -81,7 +81,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 
 @shared_task(bind=True, name=TASK_NAME, ignore_result=True)
 def run_action(
-    self: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict] | None = None
+    self: Any, hook: str, args: list[Any], only: list[str] | None = None, previous: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
     """Deprecated: the task of ``enqueue_action`` before the outbox (0.1). Kept so that
     messages already queued during an upgrade still run; nothing sends it any more."""

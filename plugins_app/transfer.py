@@ -341,7 +341,7 @@ def import_plugins(
             errors.append(f"{slug}: grants must be a list.")
             raw_grants = []
         for raw in raw_grants:
-            grant, skip, problem = satisfy_grant(raw)
+            fields, skip, problem = satisfy_grant(raw)
             if problem:
                 errors.append(f"{slug}: {problem}.")
                 continue
@@ -351,8 +351,8 @@ def import_plugins(
                 continue
             if skip:
                 skipped.append(skip)
-            if grant:
-                kept.append(grant)
+            if fields:
+                kept.append(fields)
         models = [g["model"].lower() for g in kept]
         for label in sorted({m for m in models if models.count(m) > 1}):
             errors.append(f"{slug}: more than one grant on {label}.")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 
 from . import catalogue
-from .exposure import Exposure, get_exposure, model_label
+from .exposure import Exposure, column, get_exposure, model_label
 
 if TYPE_CHECKING:
     from .models import Plugin
@@ -390,13 +390,14 @@ class FieldTypes:
     required: bool  # db.create must set it (no default, not null, no empty value)
 
 
-def field_types(field_: models.Field) -> FieldTypes:
+def field_types(field_: models.Field[Any, Any]) -> FieldTypes:
     """The types of ``field_`` in rows and in values: dates, times, decimals and UUIDs are
     strings (decimals may be written as numbers too), durations are read as seconds and
     written as strings (``"1:30:00"``, ``"P1D"``), JSON fields read as any JSON value but
     take only scalars, binary fields are ``null``; a foreign key is its target's primary key."""
-    if field_.is_relation and getattr(field_, "target_field", None) is not None:
-        target = field_types(field_.target_field)
+    target_field = getattr(field_, "target_field", None) if field_.is_relation else None
+    if target_field is not None:
+        target = field_types(target_field)
         read, write = target.read, target.write
     else:
         kind = field_.get_internal_type()
@@ -431,7 +432,7 @@ def field_types(field_: models.Field) -> FieldTypes:
     return FieldTypes(read, write, compare, required)
 
 
-def _choice_literals(field_: models.Field) -> list[str]:
+def _choice_literals(field_: models.Field[Any, Any]) -> list[str]:
     if not field_.choices:
         return []
     literals = [ts_literal(value) for value, _label in field_.flatchoices]
@@ -456,8 +457,8 @@ class _GrantedModel:
     can_delete: bool
     prefixes: list[tuple[str, str]] = field(default_factory=list)  # (path, target label)
 
-    def get_field(self, name: str) -> models.Field:
-        return self.exposure.model._meta.get_field(name)  # type: ignore[return-value]
+    def get_field(self, name: str) -> models.Field[Any, Any]:
+        return column(self.exposure.model, name)
 
 
 def _type_stem(label: str, taken: set[str]) -> str:
@@ -506,7 +507,7 @@ def _relation_prefixes(model: _GrantedModel, granted: Mapping[str, _GrantedModel
             for name in current.read:
                 if name not in current.exposure.relations:
                     continue
-                target = granted.get(model_label(current.get_field(name).related_model))  # type: ignore[arg-type]
+                target = granted.get(model_label(current.get_field(name).related_model))  # type: ignore[arg-type]  # a relation: never None
                 if target is None:
                     continue
                 path = f"{prefix}__{name}" if prefix else name

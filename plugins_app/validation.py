@@ -137,7 +137,8 @@ def validate_plugin(plugin: Plugin) -> None:
     if not hooks:
         raise ValidationError({"source": ["The `plugin` object defines no functions (hooks)."]})
     plugin.hooks = hooks
-    # Each hook's parameter count (its JS `length`), for plugins_app.catalogue.save_warnings.
+    # Each hook's parameter count (its JS `length`), for plugins_app.catalogue.save_warnings:
+    # hints only, so a short list from the sandbox leaves hooks without one instead of failing.
     arity = result.get("arity")
-    plugin._hook_arity = dict(zip(result["hooks"], arity)) if isinstance(arity, list) else {}  # type: ignore[attr-defined]
-    plugin._validated_fingerprint = plugin.compute_fingerprint()  # type: ignore[attr-defined]
+    plugin._hook_arity = dict(zip(result["hooks"], arity, strict=False)) if isinstance(arity, list) else {}
+    plugin._validated_fingerprint = plugin.compute_fingerprint()

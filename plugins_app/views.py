@@ -365,11 +365,12 @@ def _build_response(request: HttpRequest, slug: str, result: Any) -> HttpRespons
             raise _BadResult(str(exc)) from None
         content_type = "application/json"
     else:
-        content = result.get("body")
-        if content is None:
-            content = ""
-        if not isinstance(content, str):
+        body = result.get("body")
+        if body is None:
+            body = ""
+        if not isinstance(body, str):
             raise _BadResult("'body' must be a string (use 'json' for data)")
+        content = body
         content_type = _TEXT_PLAIN
     try:
         data = content.encode("utf-8")
@@ -407,9 +408,9 @@ def endpoint(request: HttpRequest, slug: str, path: str = "") -> HttpResponse:
     CSRF token like any other Django view. Plugin failures give 502, a timeout 504.
     """
     if request.method not in ALLOWED_METHODS:
-        response = HttpResponseNotAllowed(ALLOWED_METHODS)
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        not_allowed = HttpResponseNotAllowed(ALLOWED_METHODS)
+        not_allowed["X-Content-Type-Options"] = "nosniff"
+        return not_allowed
     if not _serves_http(slug):
         raise Http404("No such page.")
     try:

@@ -21,6 +21,7 @@ returns a handle with ``getValue()``, ``setValue()``, ``markError(line, column, 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -41,8 +42,9 @@ def editor_media() -> forms.Media:
     return forms.Media(js=[EDITOR_JS], css={"all": [EDITOR_CSS]})
 
 
-def error_position(messages: list[str]) -> tuple[int, int | None, str] | None:
-    """``(line, column or None, message)`` of the first message that names a line."""
+def error_position(messages: Iterable[object]) -> tuple[int, int | None, str] | None:
+    """``(line, column or None, message)`` of the first message that names a line
+    (messages are taken as text: strings, lazy strings, an ``ErrorList``'s items)."""
     for message in messages:
         match = _POSITION.search(str(message))
         if match:

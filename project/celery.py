@@ -36,7 +36,8 @@ def _default_broker(sender: Celery, **kwargs: object) -> None:
     # Configuration is loaded lazily (on first use), never at import: this module is
     # imported by project/__init__.py, before the settings exist.
     if not sender.conf.broker_url:
-        sender.conf.broker_url = os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
+        # An item: the stubs make conf.broker_url read-only (setting it sets this item too).
+        sender.conf["broker_url"] = os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
     from plugins_app.tasks import beat_schedule
 
     sender.conf.beat_schedule = {**(sender.conf.beat_schedule or {}), **beat_schedule()}

@@ -4,9 +4,12 @@ Everything deployment-specific comes from the environment, with defaults that ar
 safe for local development only.
 """
 
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -122,12 +125,12 @@ if _env_bool("HTTPS", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 
 
-def _log_context():
+def _log_context() -> Callable[[logging.LogRecord], bool]:
     """A logging filter (factory) that gives every record ``context``: `` [plugin=slug
     sandbox_pid=123]`` from the extras plugins_app sets (``record.plugin`` on records about
     a plugin, ``record.sandbox_pid`` on a sandbox's), or ``""`` when there are none."""
 
-    def add_context(record):
+    def add_context(record: logging.LogRecord) -> bool:
         parts = [
             f"{name}={value}"
             for name, value in (
@@ -181,7 +184,7 @@ LOGGING = {
 }
 
 # plugins_app settings: every key is optional; see plugins_app/conf.py for defaults.
-PLUGINS_APP: dict = {
+PLUGINS_APP: dict[str, Any] = {
     "SIGNAL_BINDINGS": [
         # After the commit (the default): the demo "activity" plugin counts note saves.
         {"signal": "post_save", "sender": "demo.Note", "hook": "noteSaved"},

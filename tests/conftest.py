@@ -8,6 +8,10 @@ import pytest
 
 from plugins_app.models import Plugin
 
+# Fixtures defined in modules: plugins_app.testing's install_plugin, registered the way
+# docs/testing.md tells a site to, and the delivery tests' one_attempt.
+pytest_plugins = ["plugins_app.testing", "tests.delivery_helpers"]
+
 GREETER = (Path(__file__).resolve().parent.parent / "project" / "demo" / "plugins" / "greeter.js").read_text()
 
 
@@ -55,3 +59,17 @@ def _call_log_writer_guard(django_db_setup: None, django_db_blocker: Any) -> Any
 def _call_log_writer_stopped_at_the_end(request: pytest.FixtureRequest) -> None:
     if "django_db_setup" in request.fixturenames:
         request.getfixturevalue("_call_log_writer_guard")
+
+
+# -- coverage of the sandbox workers (plugins_app.sandbox.pool.coverage_option) ---------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox_pool_closed_at_the_end() -> Any:
+    """Under coverage, a sandbox worker writes its data file when it exits: close this
+    process's workers as the session ends, before pytest-cov combines the data files (the
+    pool's atexit closure would come after that)."""
+    yield
+    from plugins_app.sandbox.pool import shutdown_pool
+
+    shutdown_pool()

@@ -21,7 +21,7 @@ from plugins_app.admin import PluginAdmin
 from plugins_app.admin.deliveries import PAYLOAD_DISPLAY_BYTES, payload_text
 from plugins_app.models import Delivery, Plugin
 
-from .delivery_helpers import WORKER, add, failed, one_attempt, reload, runs, set_fail  # noqa: F401 (fixture)
+from .delivery_helpers import WORKER, add, failed, reload, runs, set_fail
 
 pytestmark = pytest.mark.django_db
 

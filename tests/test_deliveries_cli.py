@@ -24,7 +24,7 @@ from plugins_app.models import Delivery, Plugin
 
 from .celery_helpers import worker_database_url
 from .cli import run
-from .delivery_helpers import WORKER, add, age, failed, one_attempt, reload, runs, set_fail  # noqa: F401 (fixture)
+from .delivery_helpers import WORKER, add, age, failed, reload, runs, set_fail
 
 REPO = Path(__file__).resolve().parent.parent
 

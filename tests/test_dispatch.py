@@ -8,7 +8,14 @@ import pytest
 from django.db.models.signals import post_save
 
 from plugins_app import breaker, hooks
-from plugins_app.exceptions import HookDepthExceeded, PluginPaused, PluginScriptError, PluginTimeout
+from plugins_app.exceptions import (
+    HookDepthExceeded,
+    HookNotFound,
+    PluginDataError,
+    PluginPaused,
+    PluginScriptError,
+    PluginTimeout,
+)
 from plugins_app.models import Plugin, PluginGrant
 from project.demo.models import Note
 
@@ -91,9 +98,9 @@ def test_caller_mistakes_do_not_count_towards_the_breaker(make_plugin, settings)
     settings.PLUGINS_APP = {"BREAKER_THRESHOLD": 1}
     make_plugin("const plugin = { h(x) { return x; } };", slug="p")
     for _ in range(3):
-        with pytest.raises(Exception):
+        with pytest.raises(HookNotFound):
             hooks.call("p", "missing")
-        with pytest.raises(Exception):
+        with pytest.raises(PluginDataError):
             hooks.call("p", "h", object())
     assert not Plugin.objects.get(slug="p").is_paused
 

@@ -13,15 +13,9 @@ from plugins_app import hooks
 from plugins_app.exceptions import PluginNotFound, PluginPermissionDenied
 from plugins_app.models import Plugin, PluginGrant, StorageItem
 
-# A site adds `pytest_plugins = ["plugins_app.testing"]` to its root conftest.py; here the
-# fixture is imported, which pytest treats the same way.
-from plugins_app.testing import (
-    PluginInstaller,
-    install,
-    install_plugin,  # noqa: E402, F401 - the fixture under test
-    installed_plugin,
-    uninstall,
-)
+# The install_plugin fixture comes from `pytest_plugins = ["plugins_app.testing"]` in
+# tests/conftest.py, as a site's root conftest.py registers it.
+from plugins_app.testing import PluginInstaller, install, installed_plugin, uninstall
 from project.demo.models import Note
 
 SHOUT = "const plugin = { title(value) { return value.toUpperCase() + config.suffix; } };"

@@ -357,7 +357,9 @@ def test_plugin_types_of_a_plugin(notes: Plugin) -> None:
     # PostgreSQL's jsonb sorts them)
     config = text.split("type PluginConfig = {\n", 1)[1].split("\n}", 1)[0].splitlines()
     assert "  readonly prefix?: string;" in config and "  readonly weight: number;" in config
-    assert "  readonly keywords: readonly string[];" in config or "  readonly keywords: ReadonlyArray<string>;" in config
+    assert (
+        "  readonly keywords: readonly string[];" in config or "  readonly keywords: ReadonlyArray<string>;" in config
+    )
     # The API file's own declarations are kept, its generic db and config replaced.
     assert "declare const storage: Readonly<PluginStorage>;" in text
     assert "type PluginConfig = Readonly<Record<string, unknown>>" not in text

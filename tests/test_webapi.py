@@ -68,8 +68,10 @@ def test_cases_give_what_node_20_gives(cases_plugin, group):
 def diff(path: str, got, expected) -> str:
     """The first places where ``got`` differs from ``expected`` (lists and dicts walked)."""
     if isinstance(got, list) and isinstance(expected, list) and len(got) == len(expected):
-        return "\n".join(diff(f"{path}[{i}]", g, e) for i, (g, e) in enumerate(zip(got, expected)) if g != e)
+        return "\n".join(
+            diff(f"{path}[{i}]", g, e) for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e
+        )
     if isinstance(got, dict) and isinstance(expected, dict) and got.keys() == expected.keys():
         return "\n".join(diff(f"{path}.{k}", got[k], expected[k]) for k in got if got[k] != expected[k])
-    dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731
+    dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731 - a one-line helper for the message
     return f"{path}: sandbox {dump(got)} != node {dump(expected)}"

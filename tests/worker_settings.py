@@ -14,7 +14,7 @@ environment), plus what a test passes through the environment:
 import json
 import os
 
-from project.settings import *  # noqa: F403
+from project.settings import *  # noqa: F403 - the demo's settings, with the overrides below
 from project.settings import PLUGINS_APP as _DEMO_PLUGINS_APP
 
 PLUGINS_APP = {**_DEMO_PLUGINS_APP, **json.loads(os.environ.get("PLUGINS_TEST_PLUGINS_APP") or "{}")}

@@ -11,16 +11,18 @@ user may not see are left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.http import urlencode
 
 from ..models import Plugin
+from .bases import PluginAdminMixin
 from .console import can_run_console
 
 
@@ -53,12 +55,14 @@ def _can_view_calls(request: HttpRequest) -> bool:
     )
 
 
-class PluginButtonsMixin:
+class PluginButtonsMixin(PluginAdminMixin):
     """Single-plugin buttons for ``PluginAdmin`` (needs its ``_set_enabled`` and
     ``resume_plugins``)."""
 
-    admin_site: Any
-    opts: Any
+    if TYPE_CHECKING:  # PluginAdmin's, declared for the type checker
+
+        def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Plugin], *, enabled: bool) -> None: ...
+        def resume_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None: ...
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
@@ -70,7 +74,7 @@ class PluginButtonsMixin:
             )
             for name in ("enable", "disable", "resume")
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def plugin_buttons(self, request: HttpRequest, plugin: Plugin) -> list[Button]:
         site = self.admin_site.name
@@ -89,9 +93,9 @@ class PluginButtonsMixin:
         if export:
             buttons.append(Button("Export", export, "plugin-export-button"))
         types = _reverse("plugins_app_plugin_types", [pk], site)
-        if types and self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if types and self.has_view_or_change_permission(request, plugin):
             buttons.append(Button("Download types (.d.ts)", types, "plugin-types-button"))
-        if self.has_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if self.has_change_permission(request, plugin):
             if plugin.enabled:
                 buttons.append(
                     Button(
@@ -122,12 +126,12 @@ class PluginButtonsMixin:
         return [b for b in buttons if b.url]
 
     def _button_target(self, request: HttpRequest, object_id: str) -> tuple[Plugin, HttpResponse | None]:
-        plugin = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        plugin = self.get_object(request, unquote(object_id))
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
         if request.method != "POST":
             return plugin, HttpResponseNotAllowed(["POST"])
-        if not self.has_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_change_permission(request, plugin):
             raise PermissionDenied
         return plugin, None
 
@@ -140,19 +144,19 @@ class PluginButtonsMixin:
         plugin, refused = self._button_target(request, object_id)
         if refused:
             return refused
-        self._set_enabled(request, Plugin.objects.filter(pk=plugin.pk), enabled=True)  # type: ignore[attr-defined]
+        self._set_enabled(request, Plugin.objects.filter(pk=plugin.pk), enabled=True)
         return self._back(plugin)
 
     def disable_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         plugin, refused = self._button_target(request, object_id)
         if refused:
             return refused
-        self._set_enabled(request, Plugin.objects.filter(pk=plugin.pk), enabled=False)  # type: ignore[attr-defined]
+        self._set_enabled(request, Plugin.objects.filter(pk=plugin.pk), enabled=False)
         return self._back(plugin)
 
     def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         plugin, refused = self._button_target(request, object_id)
         if refused:
             return refused
-        self.resume_plugins(request, Plugin.objects.filter(pk=plugin.pk))  # type: ignore[attr-defined]
+        self.resume_plugins(request, Plugin.objects.filter(pk=plugin.pk))
         return self._back(plugin)

@@ -35,6 +35,7 @@ from ..deliveries import readable_stack
 from ..exceptions import PluginError
 from ..models import CallRecord, Plugin, PluginHook
 from . import charts
+from .bases import CallRecordModelAdmin, PluginAdminMixin, fieldset_names
 
 # The console (another admin screen) takes ?hook=...&args=<JSON list>; longer argument
 # lists do not fit in a link.
@@ -141,7 +142,7 @@ class HookListFilter(admin.SimpleListFilter):
     title = "hook"
     parameter_name = "hook"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         names = PluginHook.objects.order_by("name").values_list("name", flat=True).distinct()
         return [(name, name) for name in names]
 
@@ -149,7 +150,7 @@ class HookListFilter(admin.SimpleListFilter):
         return queryset.filter(hook=self.value()) if self.value() else queryset
 
 
-def _error_classes(base: type = PluginError) -> list[str]:
+def _error_classes(base: type[PluginError] = PluginError) -> list[str]:
     names = []
     for cls in base.__subclasses__():
         names.append(cls.__name__)
@@ -163,7 +164,7 @@ class ErrorClassListFilter(admin.SimpleListFilter):
     title = "error class"
     parameter_name = "error_class"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [(name, name) for name in sorted(set(_error_classes()))]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -176,7 +177,7 @@ class FailedListFilter(admin.SimpleListFilter):
     title = "failed"
     parameter_name = "failed"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("yes", "Failed"), ("no", "Succeeded")]
 
     def queryset(self, request: HttpRequest, queryset: Any) -> Any:
@@ -188,7 +189,7 @@ class FailedListFilter(admin.SimpleListFilter):
 
 
 @admin.register(CallRecord)
-class CallRecordAdmin(admin.ModelAdmin):
+class CallRecordAdmin(CallRecordModelAdmin):
     list_display = ("started", "plugin_slug", "hook", "caller", "outcome_display", "duration", "short_error")
     list_display_links = ("started",)
     list_select_related = ("plugin",)
@@ -218,7 +219,7 @@ class CallRecordAdmin(admin.ModelAdmin):
         ("Arguments and result", {"fields": ("args_text", "result_text")}),
         ("Host calls", {"fields": ("host_calls", "rows_read", "rows_written", "host_result_bytes")}),
     )
-    readonly_fields = tuple(name for _, spec in fieldsets for name in spec["fields"])
+    readonly_fields = fieldset_names(fieldsets)
 
     # -- read-only for everyone ------------------------------------------------------------------
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -401,13 +402,10 @@ def breaker_state(plugin: Plugin) -> str:
     return f"closed ({plugin.consecutive_failures} of {threshold} failures in a row)"
 
 
-class HealthAdminMixin:
+class HealthAdminMixin(PluginAdminMixin):
     """Health on the plugin admin: a *Health* page per plugin (``<id>/health/``), the
     ``health_panel`` read-only field (put :data:`HEALTH_FIELDSET` in the fieldsets) and
     the ``call_health`` column (sparkline of the last 24 hours; one query per page)."""
-
-    admin_site: admin.AdminSite
-    opts: Any
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -417,10 +415,10 @@ class HealthAdminMixin:
                 name="plugins_app_plugin_health",
             )
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def get_readonly_fields(self, request: HttpRequest, obj: Plugin | None = None) -> Any:
-        fields = super().get_readonly_fields(request, obj)  # type: ignore[misc]
+        fields = super().get_readonly_fields(request, obj)
         return (*fields, "health_panel") if "health_panel" not in fields else fields
 
     def render_change_form(
@@ -434,12 +432,13 @@ class HealthAdminMixin:
     ) -> HttpResponse:
         if obj is not None:
             # Read by health_panel while the page renders (it gets no request).
-            obj._health_show_calls = can_view_calls(request)  # type: ignore[attr-defined]
-        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
+            obj._health_show_calls = can_view_calls(request)  # type: ignore[attr-defined]  # a mark for this page only
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)  # type: ignore[misc]
-        cl = getattr(response, "context_data", None) and response.context_data.get("cl")
+        response = super().changelist_view(request, extra_context)
+        context = getattr(response, "context_data", None)  # a TemplateResponse's
+        cl = context and context.get("cl")
         if cl is not None:
             objects = list(cl.result_list)  # the page's query, run once; rendering reuses it
             lines = metrics.sparklines(obj.pk for obj in objects)
@@ -493,10 +492,10 @@ class HealthAdminMixin:
 
     def health_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         request.current_app = self.admin_site.name
-        plugin = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        plugin = self.get_object(request, object_id)
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
-        if not self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, plugin):
             raise PermissionDenied
         health = metrics.plugin_health(plugin.pk)
         site = self.admin_site.name

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin.utils import quote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -24,6 +24,7 @@ from django.urls import URLPattern, path, reverse
 
 from .. import catalogue
 from ..models import Plugin, PluginHook
+from .bases import PluginAdminMixin
 
 
 @dataclass
@@ -90,29 +91,26 @@ def catalogue_rows(site_name: str) -> tuple[list[HookRow], list[HookRow]]:
     return known, unknown
 
 
-class CatalogueAdminMixin:
+class CatalogueAdminMixin(PluginAdminMixin):
     """The catalogue page and its link on the plugin list, and the catalogue's warnings
     after a plugin is saved, for ``PluginAdmin``."""
-
-    admin_site: admin.AdminSite
-    opts: Any
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
             path("catalogue/", self.admin_site.admin_view(self.catalogue_view), name="plugins_app_plugin_catalogue"),
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         extra_context = {
             **(extra_context or {}),
             "plugin_catalogue_url": reverse("admin:plugins_app_plugin_catalogue", current_app=self.admin_site.name),
         }
-        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        return super().changelist_view(request, extra_context)
 
     def catalogue_view(self, request: HttpRequest) -> HttpResponse:
         request.current_app = self.admin_site.name
-        if not self.has_view_or_change_permission(request):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         declared, undeclared = catalogue_rows(self.admin_site.name)
         context = {
@@ -125,8 +123,8 @@ class CatalogueAdminMixin:
         }
         return TemplateResponse(request, "admin/plugins_app/plugin/catalogue.html", context)
 
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+    def save_related(self, request: HttpRequest, form: forms.ModelForm[Plugin], formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
         plugin: Plugin = form.instance
         for warning in catalogue.save_warnings(plugin.hooks, getattr(plugin, "_hook_arity", None)):
             messages.warning(request, f"{plugin}: {warning}")

@@ -14,13 +14,13 @@ execution log's *Replay in console* (``?hook=NAME&args=JSON``: the form is prefi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -32,6 +32,7 @@ from ..exceptions import PluginNotFound
 from ..forms import CODE_ATTRS, JSONObjectField, JSONSchemaField, SourceField, TryHookForm, read_source_upload
 from ..models import Plugin
 from ..widgets import CodeEditorBoundField, CodeEditorWidget
+from .bases import PluginAdminMixin
 
 SAVED, DRAFT = "saved", "draft"
 DRY, REAL = "dry", "real"
@@ -61,6 +62,7 @@ class ConsoleForm(TryHookForm):
     button can post them here as they are."""
 
     bound_field_class = CodeEditorBoundField  # the draft editor marks its error's line
+    data: QueryDict | dict[str, Any]  # the POST, or the draft that console_view builds (and edits)
 
     hook = forms.CharField(max_length=200, widget=forms.Select)
     target = forms.ChoiceField(  # choices set per plugin (its version)
@@ -97,16 +99,15 @@ class ConsoleForm(TryHookForm):
         if current and current not in hook_names:
             hook_names.append(str(current))  # a replayed or draft-only hook: run() says if it exists
         self.fields["hook"].widget.choices = [(h, h) for h in hook_names]
-        self.fields["target"].choices = [
-            (SAVED, f"the saved version (version {plugin.version})"),
-            (DRAFT, "the unsaved draft (below)"),
-        ]
+        saved = (SAVED, f"the saved version (version {plugin.version})")
+        target = cast(forms.ChoiceField, self.fields["target"])
+        target.choices = [saved, (DRAFT, "the unsaved draft (below)")]
         if not can_change:
             # Drafts and real runs need the change permission: offer neither.
             for name in console.DRAFT_FIELDS:
                 del self.fields[name]
-            self.fields["target"].choices = self.fields["target"].choices[:1]
-            self.fields["mode"].choices = self.fields["mode"].choices[:1]
+            target.choices = [saved]
+            cast(forms.ChoiceField, self.fields["mode"]).choices = list(MODE_LABELS.items())[:1]
             self.fields["mode"].help_text += " Running a draft or a real run needs the change permission."
 
     def add_hooks(self, names: list[str]) -> None:
@@ -116,17 +117,15 @@ class ConsoleForm(TryHookForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean() returns cleaned_data
         if cleaned.get("target") != DRAFT:
             for name in console.DRAFT_FIELDS:  # a draft that is not run cannot be wrong
                 self.errors.pop(name, None)
         return cleaned
 
 
-class ConsoleAdminMixin:
+class ConsoleAdminMixin(PluginAdminMixin):
     """The console page and the old *Call a hook* URL, for ``PluginAdmin``."""
-
-    admin_site: Any
-    opts: Any
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
@@ -135,11 +134,11 @@ class ConsoleAdminMixin:
             # The page this one replaced; links and bookmarks keep working.
             path("<path:object_id>/try/", site.admin_view(self.try_redirect_view), name="plugins_app_plugin_try"),
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def _console_plugin(self, request: HttpRequest, object_id: str) -> Plugin:
         request.current_app = self.admin_site.name
-        plugin = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        plugin = self.get_object(request, unquote(object_id))
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
         if not can_run_console(request):
@@ -180,13 +179,13 @@ class ConsoleAdminMixin:
                     form.is_valid()
                     form.add_error("source", exc)
             if form.is_valid():
-                draft = _draft(plugin, form.cleaned_data)
-                errors = console.validate_draft(draft)
+                checked = _draft(plugin, form.cleaned_data)
+                errors = console.validate_draft(checked)
                 if errors:
                     self._show_draft_errors(form, errors)
                     error = console.draft_error(errors)
                 else:
-                    draft_hooks = list(draft.hooks)
+                    draft_hooks = list(checked.hooks)
                     if form.data["hook"] not in draft_hooks:
                         form.data["hook"] = draft_hooks[0]  # the saved first hook is gone from the draft
         elif request.method == "POST":
@@ -221,7 +220,7 @@ class ConsoleAdminMixin:
             "original": plugin,
             "plugin": plugin,
             "form": form,
-            "media": self.media + form.media,  # type: ignore[attr-defined]
+            "media": self.media + form.media,
             "outcome": outcome,
             "error": error,
             "draft_hooks": draft_hooks,

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 
 from .. import deliveries
 from ..models import Delivery
+from .bases import DeliveryModelAdmin, fieldset_names
 
 # The detail page shows at most this much of the payload (args and meta as indented JSON).
 PAYLOAD_DISPLAY_BYTES = 64 * 1024
@@ -43,7 +44,7 @@ def can_view_deliveries(request: HttpRequest) -> bool:
 def delivery_list_url(*, plugin_id: int | None = None, state: str | None = None, site_name: str = "admin") -> str:
     """The delivery list, filtered by plugin and/or state with the list's own filters."""
     url = reverse("admin:plugins_app_delivery_changelist", current_app=site_name)
-    query = {}
+    query: dict[str, int | str] = {}
     if plugin_id is not None:
         query["plugin__id__exact"] = plugin_id
     if state is not None:
@@ -75,7 +76,7 @@ def _kib(size: int) -> str:
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(DeliveryModelAdmin):
     list_display = (
         "created_at",
         "plugin_slug",
@@ -103,7 +104,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         ("Payload", {"fields": ("payload",)}),
         ("Last error", {"fields": ("last_error_text", "last_error_stack_text")}),
     )
-    readonly_fields = tuple(name for _, spec in fieldsets for name in spec["fields"])
+    readonly_fields = fieldset_names(fieldsets)
 
     class Media:
         css = {"all": (STATE_CSS,)}
@@ -212,5 +213,8 @@ class DeliveryAdmin(admin.ModelAdmin):
         """Record the action in each delivery's history."""
         for batch in deliveries.batches(ids):
             LogEntry.objects.log_actions(
-                request.user.pk, Delivery.objects.filter(delivery_id__in=batch), CHANGE, message
+                request.user.pk,  # type: ignore[arg-type]  # admin views have a logged-in user (pk not None)
+                Delivery.objects.filter(delivery_id__in=batch),
+                CHANGE,
+                message,
             )

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminBigIntegerFieldWidget
 from django.contrib.auth import get_permission_codename
 from django.db import transaction
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.templatetags.static import static
@@ -24,9 +24,11 @@ from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 
 from .. import breaker
+from ..exposure import column
 from ..forms import HOST_LIMIT_FIELDS, PluginForm, PluginGrantForm
 from ..models import Delivery, Plugin, PluginGrant, PluginHook, StorageItem
 from ..widgets import code_block, editor_media
+from .bases import PluginGrantTabularInline, PluginModelAdmin, StorageItemTabularInline
 from .buttons import PluginButtonsMixin
 from .calls import HEALTH_FIELDSET, HealthAdminMixin  # health: page, panel, list column
 from .catalogue import CatalogueAdminMixin  # the hook catalogue page; warnings after a save
@@ -54,7 +56,7 @@ def _has_plugin_perm(request: HttpRequest, action: str) -> bool:
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
 
-class PluginGrantInline(admin.TabularInline):
+class PluginGrantInline(PluginGrantTabularInline):
     """A plugin's grants, edited on its page.
 
     Seeing them needs permission to see the plugin; changing them needs both the change
@@ -76,7 +78,7 @@ class PluginGrantInline(admin.TabularInline):
             or super().has_view_permission(request, obj)
         )
 
-    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:  # type: ignore[override]  # an inline's (stubs: BaseModelAdmin's)
         return _has_plugin_perm(request, "change") and super().has_add_permission(request, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
@@ -86,7 +88,7 @@ class PluginGrantInline(admin.TabularInline):
         return _has_plugin_perm(request, "change") and super().has_delete_permission(request, obj)
 
 
-class StorageItemInline(admin.TabularInline):
+class StorageItemInline(StorageItemTabularInline):
     """A plugin's key/value store, read-only; whoever may change the plugin may delete keys."""
 
     model = StorageItem
@@ -105,7 +107,7 @@ class StorageItemInline(admin.TabularInline):
     def has_view_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
         return _has_plugin_perm(request, "view") or _has_plugin_perm(request, "change")
 
-    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Plugin | None) -> bool:  # type: ignore[override]  # an inline's (stubs: BaseModelAdmin's)
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Plugin | None = None) -> bool:
@@ -121,7 +123,7 @@ class PausedListFilter(admin.SimpleListFilter):
     title = "paused"
     parameter_name = "paused"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, str]]:
         return [("yes", "Paused"), ("no", "Not paused")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> QuerySet[Plugin]:
@@ -141,7 +143,7 @@ class PluginAdmin(
     RevisionsAdminMixin,
     CatalogueAdminMixin,
     TypesAdminMixin,
-    admin.ModelAdmin,
+    PluginModelAdmin,
 ):
     form = PluginForm
     inlines = (PluginGrantInline, StorageItemInline)
@@ -187,7 +189,7 @@ class PluginAdmin(
             .annotate(failed_deliveries=Coalesce(Subquery(failed, output_field=IntegerField()), 0))
         )
 
-    def get_list_display(self, request: HttpRequest) -> Sequence[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any] | tuple[Any, ...]:
         if can_view_deliveries(request):
             return [("failed_deliveries_link" if c == "failed_deliveries" else c) for c in self.list_display]
         return self.list_display
@@ -221,7 +223,7 @@ class PluginAdmin(
             kwargs["widget"] = AdminBigIntegerFieldWidget
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:
+    def get_fieldsets(self, request: HttpRequest, obj: Plugin | None = None) -> list[FieldsetSpec]:  # type: ignore[override]  # plain dicts (stubs: a private TypedDict)
         if obj is None:
             # Hooks, version and history only exist once the plugin is saved.
             return [
@@ -277,11 +279,12 @@ class PluginAdmin(
 
     @admin.display(description="failed deliveries", ordering="failed_deliveries")
     def failed_deliveries(self, obj: Plugin) -> int:
-        return obj.failed_deliveries  # type: ignore[attr-defined]  # annotated by get_queryset
+        count: int = obj.failed_deliveries  # type: ignore[attr-defined]  # annotated by get_queryset
+        return count
 
     @admin.display(description="failed deliveries", ordering="failed_deliveries")
     def failed_deliveries_link(self, obj: Plugin) -> SafeString | int:
-        count: int = obj.failed_deliveries  # type: ignore[attr-defined]
+        count: int = obj.failed_deliveries  # type: ignore[attr-defined]  # annotated by get_queryset
         if not count:
             return count
         url = delivery_list_url(plugin_id=obj.pk, state=Delivery.State.FAILED, site_name=self.admin_site.name)
@@ -306,10 +309,11 @@ class PluginAdmin(
         return code_block(json.dumps(obj.config_schema, indent=2, ensure_ascii=False), "json")
 
     # -- saving --------------------------------------------------------------------------------
-    def save_model(self, request: HttpRequest, obj: Plugin, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Plugin, form: forms.ModelForm[Plugin], change: bool) -> None:
+        # The admin's user is logged in (the stubs allow an AnonymousUser on any request).
         if not change:
-            obj.created_by = request.user  # type: ignore[assignment]
-        obj.updated_by = request.user  # type: ignore[assignment]
+            obj.created_by = request.user  # type: ignore[assignment]  # a User (see above)
+        obj.updated_by = request.user  # type: ignore[assignment]  # a User (see above)
         if not change:
             super().save_model(request, obj, form, change)
             return
@@ -318,7 +322,7 @@ class PluginAdmin(
         fields = [f.name for f in Plugin._meta.concrete_fields if not f.primary_key and f.name not in BREAKER_FIELDS]
         obj.save(update_fields=fields)
 
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+    def save_related(self, request: HttpRequest, form: forms.ModelForm[Plugin], formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         obj = form.instance
         obj.refresh_from_db(fields=["version"])  # saving a grant bumps it in the database
@@ -336,7 +340,7 @@ class PluginAdmin(
     @admin.action(description="Resume selected plugins", permissions=["change"])
     def resume_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
         """Resume plugins paused by the circuit breaker, recording it in each one's history."""
-        field_labels = [str(capfirst(Plugin._meta.get_field(name).verbose_name)) for name in BREAKER_FIELDS]
+        field_labels = [str(capfirst(column(Plugin, name).verbose_name)) for name in BREAKER_FIELDS]
         resumed = []
         with transaction.atomic():
             for plugin in queryset.filter(paused_at__isnull=False):
@@ -375,7 +379,7 @@ class PluginAdmin(
     # -- the delete page -------------------------------------------------------------------------
     # Internal rows deleted with a plugin, left out of the delete confirmation's list and
     # counts (they meant nothing to an operator: "Plugin hook: 5:big").
-    HIDDEN_WHEN_DELETING: tuple[type, ...] = (PluginHook,)
+    HIDDEN_WHEN_DELETING: tuple[type[Model], ...] = (PluginHook,)
 
     def get_deleted_objects(
         self, objs: Any, request: HttpRequest
@@ -383,7 +387,7 @@ class PluginAdmin(
         to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         prefixes = tuple(f"{capfirst(model._meta.verbose_name)}: " for model in self.HIDDEN_WHEN_DELETING)
         for model in self.HIDDEN_WHEN_DELETING:
-            model_count.pop(model._meta.verbose_name_plural, None)
+            model_count.pop(str(model._meta.verbose_name_plural), None)  # its keys are lazy strings: equal
         return _without_items(to_delete, prefixes), model_count, perms_needed, protected
 
 

@@ -24,6 +24,7 @@ from django.utils.html import format_html
 from .. import revisions
 from ..exceptions import PluginConflict, RevisionNotFound
 from ..models import Plugin, PluginGrant, PluginRevision
+from .bases import PluginAdminMixin
 
 ADMIN = PluginRevision.Origin.ADMIN
 COMMENT_MAX_LENGTH = 1000
@@ -47,14 +48,14 @@ def _grant_permissions_needed(plugin: Plugin, revision: PluginRevision) -> list[
 def _error_text(exc: ValidationError) -> str:
     if not hasattr(exc, "error_dict"):
         return " ".join(exc.messages)
-    parts = []
+    parts: list[str] = []
     for name, errors in exc.message_dict.items():
         label = "" if name == "__all__" else f"{revisions.CHANGE_LABELS.get(name, name)}: "
         parts.extend(f"{label}{message}" for message in errors)
     return "; ".join(parts)
 
 
-class RevisionsAdminMixin:
+class RevisionsAdminMixin(PluginAdminMixin):
     """Revision pages and revision recording for ``PluginAdmin`` (put it before ModelAdmin)."""
 
     revisions_per_page = 50
@@ -70,17 +71,17 @@ class RevisionsAdminMixin:
         # Changes saved by the form and its inlines become one revision, recorded in
         # save_related() (inside the admin's transaction) with the form's comment.
         with revisions.recording(origin=ADMIN, user=request.user):
-            return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
-    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)  # type: ignore[misc]
+    def save_related(self, request: HttpRequest, form: forms.ModelForm[Plugin], formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
         scope = revisions.current_recording()
         if scope is None:
             return
         scope.comment = (getattr(form, "cleaned_data", None) or {}).get("change_comment") or ""
         for revision in scope.flush():
             url = self._revision_url(revision.plugin_id, revision.number)
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 format_html(
                     'Recorded <a href="{}">revision {}</a> ({}).',
@@ -105,9 +106,16 @@ class RevisionsAdminMixin:
             context["latest_revision"] = revisions.latest_number(obj.pk)
         adminform = context.get("adminform")
         conflict = getattr(getattr(adminform, "form", None), "edit_conflict", None)
-        if conflict is not None and conflict.readable and conflict.revisions and conflict.opened_revision:
+        # A conflict is found only on a change form (obj is the stored plugin).
+        if (
+            obj is not None
+            and conflict is not None
+            and conflict.readable
+            and conflict.revisions
+            and conflict.opened_revision
+        ):
             url = self._url("revision_diff", obj.pk) + f"?from={conflict.opened_revision}&to={conflict.latest_revision}"
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 format_html(
                     'See what changed since you opened the page: <a href="{}" id="edit-conflict-diff">'
@@ -118,11 +126,11 @@ class RevisionsAdminMixin:
                 ),
                 messages.WARNING,
             )
-        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[misc]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     # -- URLs ----------------------------------------------------------------------------------
     def get_urls(self) -> list[URLPattern]:
-        site = self.admin_site  # type: ignore[attr-defined]
+        site = self.admin_site
         extra = [
             path(
                 "<path:object_id>/revisions/", site.admin_view(self.revisions_view), name="plugins_app_plugin_revisions"
@@ -143,13 +151,13 @@ class RevisionsAdminMixin:
                 name="plugins_app_plugin_revision_rollback",
             ),
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def _url(self, name: str, plugin_pk: Any, *args: Any) -> str:
         return reverse(
             f"admin:plugins_app_plugin_{name}",
             args=[quote(plugin_pk), *args],
-            current_app=self.admin_site.name,  # type: ignore[attr-defined]
+            current_app=self.admin_site.name,
         )
 
     def _revision_url(self, plugin_pk: Any, number: int) -> str:
@@ -157,11 +165,11 @@ class RevisionsAdminMixin:
 
     # -- pages -----------------------------------------------------------------------------------
     def _plugin_for(self, request: HttpRequest, object_id: str) -> Plugin:
-        request.current_app = self.admin_site.name  # type: ignore[attr-defined]
-        plugin = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        request.current_app = self.admin_site.name
+        plugin = self.get_object(request, unquote(object_id))
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
-        if not self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, plugin):
             raise PermissionDenied
         return plugin
 
@@ -173,14 +181,14 @@ class RevisionsAdminMixin:
 
     def _page(self, request: HttpRequest, plugin: Plugin, template: str, title: str, **extra: Any) -> TemplateResponse:
         context = {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
-            "opts": self.opts,  # type: ignore[attr-defined]
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
             "original": plugin,
             "plugin": plugin,
             "title": title,
             "revisions_url": self._url("revisions", plugin.pk),
             "diff_url": self._url("revision_diff", plugin.pk),
-            "can_roll_back": self.has_change_permission(request, plugin),  # type: ignore[attr-defined]
+            "can_roll_back": self.has_change_permission(request, plugin),
             **extra,
         }
         return TemplateResponse(request, f"admin/plugins_app/plugin/{template}", context)
@@ -279,7 +287,7 @@ class RevisionsAdminMixin:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         plugin = self._plugin_for(request, object_id)
-        if not self.has_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_change_permission(request, plugin):
             raise PermissionDenied
         revision = self._revision_for(plugin, number)
         here = self._revision_url(plugin.pk, revision.number)
@@ -289,7 +297,7 @@ class RevisionsAdminMixin:
             if not request.user.has_perm(f"plugins_app.{action}_{PluginGrant._meta.model_name}")
         ]
         if needed:
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 f"Rolling back to revision {revision.number} would change this plugin's grants, which needs "
                 f"the {'/'.join(needed)} grant permission. Nothing was changed.",
@@ -306,30 +314,30 @@ class RevisionsAdminMixin:
                 plugin, revision.number, origin=ADMIN, user=request.user, comment=comment, expected_latest=expected
             )
         except ValidationError as exc:
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 f"Could not roll back to revision {revision.number}: {_error_text(exc)} Nothing was changed.",
                 messages.ERROR,
             )
             return HttpResponseRedirect(here)
         except PluginConflict as exc:
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 f"Not rolled back: {exc} (since you opened the page). Review it and try again.",
                 messages.ERROR,
             )
             return HttpResponseRedirect(here)
         if new is None:
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request,
                 f"The plugin already matches revision {revision.number}; nothing to roll back.",
                 messages.WARNING,
             )
             return HttpResponseRedirect(here)
-        self.log_change(  # type: ignore[attr-defined]
+        self.log_change(
             request, plugin, f"Rolled back to revision {revision.number} (recorded as revision {new.number})."
         )
-        self.message_user(  # type: ignore[attr-defined]
+        self.message_user(
             request,
             format_html(
                 'Rolled back to revision {}: recorded <a href="{}">revision {}</a> ({}); plugin version {}.',

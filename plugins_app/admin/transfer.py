@@ -27,6 +27,7 @@ from django.utils.html import format_html
 
 from .. import transfer
 from ..models import Plugin, PluginGrant
+from .bases import PluginAdminMixin
 
 
 class ImportForm(forms.Form):
@@ -60,11 +61,8 @@ def export_response(plugins: list[Plugin], request: HttpRequest) -> HttpResponse
     return response
 
 
-class TransferAdminMixin:
+class TransferAdminMixin(PluginAdminMixin):
     """Export (page button and list action) and import for ``PluginAdmin``."""
-
-    admin_site: Any
-    opts: Any
 
     def get_urls(self) -> list[URLPattern]:
         site = self.admin_site
@@ -72,37 +70,37 @@ class TransferAdminMixin:
             path("import/", site.admin_view(self.import_view), name="plugins_app_plugin_import"),
             path("<path:object_id>/export/", site.admin_view(self.export_view), name="plugins_app_plugin_export"),
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        if self.has_add_permission(request):  # type: ignore[attr-defined]
+        if self.has_add_permission(request):
             extra_context = {
                 **(extra_context or {}),
                 "plugin_import_url": reverse("admin:plugins_app_plugin_import", current_app=self.admin_site.name),
             }
-        return super().changelist_view(request, extra_context)  # type: ignore[misc]
+        return super().changelist_view(request, extra_context)
 
     @admin.action(description="Export selected plugins (one JSON file)", permissions=["view"])
     def export_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> HttpResponse:
         return export_response(list(queryset.order_by("slug")), request)
 
     def export_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plugin = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        plugin = self.get_object(request, unquote(object_id))
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
-        if not self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, plugin):
             raise PermissionDenied
         return export_response([plugin], request)
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         request.current_app = self.admin_site.name
-        if not self.has_add_permission(request):  # type: ignore[attr-defined]
+        if not self.has_add_permission(request):
             raise PermissionDenied
         form = ImportForm(request.POST or None, request.FILES or None)
         errors: list[str] = []
         if request.method == "POST" and form.is_valid():
             replace = form.cleaned_data["replace"]
-            if replace and not self.has_change_permission(request):  # type: ignore[attr-defined]
+            if replace and not self.has_change_permission(request):
                 raise PermissionDenied
             grant_actions = ("add", "change", "delete") if replace else ("add",)
             may_grant = all(_perm(request, action, PluginGrant) for action in grant_actions)
@@ -134,17 +132,15 @@ class TransferAdminMixin:
         for report in reports:
             plugin = report.plugin
             if report.created:
-                self.log_addition(request, plugin, [{"added": {}}])  # type: ignore[attr-defined]
+                self.log_addition(request, plugin, [{"added": {}}])
             else:
-                self.log_change(request, plugin, "Replaced by an import.")  # type: ignore[attr-defined]
+                self.log_change(request, plugin, "Replaced by an import.")
             url = reverse("admin:plugins_app_plugin_change", args=[quote(plugin.pk)], current_app=self.admin_site.name)
-            self.message_user(  # type: ignore[attr-defined]
+            self.message_user(
                 request, format_html('<a href="{}">{}</a>: {}', url, plugin.slug, str(report)), messages.SUCCESS
             )
             for skipped in report.skipped_grants:
-                self.message_user(  # type: ignore[attr-defined]
-                    request, f"{plugin.slug}: grant {skipped}.", messages.WARNING
-                )
+                self.message_user(request, f"{plugin.slug}: grant {skipped}.", messages.WARNING)
         if len(reports) == 1:
             target = reverse(
                 "admin:plugins_app_plugin_change", args=[quote(reports[0].plugin.pk)], current_app=self.admin_site.name

@@ -6,7 +6,6 @@ reading the plugin's source and grants on its page."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -14,12 +13,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
 from ..typegen import plugin_types
+from .bases import PluginAdminMixin
 
 
-class TypesAdminMixin:
+class TypesAdminMixin(PluginAdminMixin):
     """The types download view for ``PluginAdmin`` (its button is in admin/buttons.py)."""
-
-    admin_site: Any
 
     def get_urls(self) -> list[URLPattern]:
         extra = [
@@ -27,13 +25,13 @@ class TypesAdminMixin:
                 "<path:object_id>/types/", self.admin_site.admin_view(self.types_view), name="plugins_app_plugin_types"
             ),
         ]
-        return extra + super().get_urls()  # type: ignore[misc]
+        return extra + super().get_urls()
 
     def types_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        plugin = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        plugin = self.get_object(request, unquote(object_id))
         if plugin is None:
             raise Http404(f"No plugin with ID {object_id!r}.")
-        if not self.has_view_or_change_permission(request, plugin):  # type: ignore[attr-defined]
+        if not self.has_view_or_change_permission(request, plugin):
             raise PermissionDenied
         response = HttpResponse(plugin_types(plugin), content_type="application/typescript; charset=utf-8")
         # A slug saved without validation could hold quotes or line breaks: keep the header intact.

@@ -274,4 +274,4 @@ def check_no_nul(value: Any, what: str) -> None:
 
 
 # Register the host functions (import for side effect, at the end: they use the above).
-from . import db, log, storage  # noqa: E402,F401
+from . import db, log, storage  # noqa: E402,F401 - imported to register their functions, after what they use

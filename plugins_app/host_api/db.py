@@ -8,13 +8,14 @@ calling thread, so they see (and are undone with) the caller's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import DatabaseError, models, router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 
-from ..exposure import Exposure, exposed_row, get_exposure, model_label
+from ..exposure import Exposure, column, exposed_row, get_exposure, model_label
 from . import HostCallError, HostContext, check_no_nul, host_function, permission_denied
 
 DEFAULT_LIMIT = 100
@@ -76,7 +77,7 @@ def _resolve_path(access: _Access, key: Any, *, allow_lookup: bool) -> str:
             return key
         if target is None or part not in current.exposure.relations:
             raise permission_denied(f'plugin "{access.ctx.slug}" may not follow "{part}" of "{current.label}"')
-        current = _access_for(access.ctx, target)  # type: ignore[arg-type]
+        current = _access_for(access.ctx, target)
     return key
 
 
@@ -118,7 +119,7 @@ def _conditions(access: _Access, where: Any, what: str) -> dict[str, Any]:
     return {_resolve_path(access, key, allow_lookup=True): _check_value(key, value) for key, value in where.items()}
 
 
-def _filtered(access: _Access, options: dict[str, Any]) -> models.QuerySet:
+def _filtered(access: _Access, options: dict[str, Any]) -> models.QuerySet[models.Model]:
     qs = access.model._default_manager.using(router.db_for_read(access.model))
     where = _conditions(access, options.get("where"), "where")
     exclude = _conditions(access, options.get("exclude"), "exclude")
@@ -179,7 +180,7 @@ def _int(value: Any, name: str, default: int) -> int:
     return value
 
 
-def _run_query(access: _Access, qs: models.QuerySet) -> list[models.Model]:
+def _run_query(access: _Access, qs: models.QuerySet[models.Model]) -> list[models.Model]:
     try:
         return list(qs)
     except (DatabaseError, OverflowError):
@@ -210,7 +211,7 @@ def query(ctx: HostContext, model: Any, options: Any = None) -> list[dict[str, A
     remaining = ctx.remaining_rows_read()
     rows = _run_query(
         access,
-        qs.only(*{access.model._meta.get_field(n).attname for n in names} or {"pk"})[
+        qs.only(*{column(access.model, n).attname for n in names} or {"pk"})[
             offset : offset + min(limit, remaining + 1)
         ],
     )
@@ -237,7 +238,7 @@ def count(ctx: HostContext, model: Any, where: Any = None) -> int:
         raise HostCallError("ValidationError", f'count on "{access.label}" failed: invalid value') from None
 
 
-def _check_values(access: _Access, values: Any, allowed: set[str], action: str) -> dict[str, Any]:
+def _check_values(access: _Access, values: Any, allowed: AbstractSet[str], action: str) -> dict[str, Any]:
     """Check names against the grant and values for type, before any row is touched."""
     if not isinstance(values, dict) or not values:
         raise HostCallError("TypeError", "values must be a non-empty object of field: value")
@@ -252,7 +253,7 @@ def _check_values(access: _Access, values: Any, allowed: set[str], action: str) 
 
 def _assign(access: _Access, obj: models.Model, values: dict[str, Any]) -> list[str]:
     for name, value in values.items():
-        setattr(obj, access.model._meta.get_field(name).attname, value)
+        setattr(obj, column(access.model, name).attname, value)
     return list(values)
 
 
@@ -326,7 +327,9 @@ def delete(ctx: HostContext, model: Any, where: Any) -> int:
     # A plugin may delete rows of the granted model only: no cascades, and no
     # SET_NULL/SET_DEFAULT updates of rows in other models either.
     touched = {m for m in collector.data} | {qs.model for qs in collector.fast_deletes if qs.exists()}
-    for (field, _value), batches in collector.field_updates.items():
+    # Each batch is a QuerySet or a list of rows (the stubs say one row).
+    field_updates: dict[tuple[Any, Any], list[Any]] = collector.field_updates
+    for (field, _value), batches in field_updates.items():
         if any(batch.exists() if hasattr(batch, "exists") else len(batch) for batch in batches):
             touched.add(field.model)
     others = sorted(model_label(m) for m in touched if m is not access.model)

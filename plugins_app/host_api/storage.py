@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import F, Sum
@@ -39,7 +39,7 @@ def _key(key: Any) -> str:
     return key
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]
 
 
@@ -121,7 +121,8 @@ def incr(ctx: HostContext, key: Any, by: Any = 1) -> int:
             # The range filter keeps the sum within 64 bits (SQLite would turn it into a float).
             in_range = {"number__lte": INT64[1] - by} if by >= 0 else {"number__gte": INT64[0] - by}
             if items.filter(number__isnull=False, **in_range).update(number=F("number") + by):
-                return items.values_list("number", flat=True).get()
+                total: int = items.values_list("number", flat=True).get()
+                return total
             # One read, not two: under READ COMMITTED another caller's new row can appear
             # between two statements (seen: a "does not hold an integer" race on PostgreSQL).
             found = list(items.values_list("number", flat=True)[:1])

@@ -145,7 +145,7 @@ class DeliveryCommands:
         widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers[:-1])]
 
         def line(values: list[str] | tuple[str, ...]) -> str:
-            padded = [v.ljust(w) for v, w in zip(values[:-1], widths)]
+            padded = [v.ljust(w) for v, w in zip(values[:-1], widths, strict=True)]
             return "  ".join([*padded, values[-1]]).rstrip()
 
         self.stdout.write(line(headers))

@@ -127,7 +127,9 @@ class RevisionCommands:
             )
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
         for row in table:
-            self.stdout.write(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]).rstrip())
+            self.stdout.write(
+                ("  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1]).rstrip()
+            )
         total = plugin.revisions.count()
         if total > len(rows):
             self.stderr.write(f"{total - len(rows)} older revision(s) not shown (--limit).")

@@ -5,6 +5,8 @@ migration keeps doing what it did when later code changes.
 """
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 from django.utils import timezone
 
 PLUGIN_FIELDS = (
@@ -22,7 +24,7 @@ PLUGIN_FIELDS = (
 COMMENT = "State of the plugin when revisions were introduced."
 
 
-def first_revisions(apps, schema_editor):
+def first_revisions(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     Plugin = apps.get_model("plugins_app", "Plugin")
     PluginGrant = apps.get_model("plugins_app", "PluginGrant")
     PluginRevision = apps.get_model("plugins_app", "PluginRevision")

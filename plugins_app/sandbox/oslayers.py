@@ -352,7 +352,7 @@ def _import_quickly(module: str) -> Any:
     stand_in = None
     if util is None:
         stand_in = types.ModuleType("ctypes.util")
-        sys.modules["ctypes.util"] = ctypes.util = stand_in  # type: ignore[attr-defined]
+        sys.modules["ctypes.util"] = ctypes.util = stand_in
     original = getattr(util, "find_library", None)
     real = original
 
@@ -372,19 +372,19 @@ def _import_quickly(module: str) -> Any:
             real = real_util.find_library
         return real(name)
 
-    (util or stand_in).find_library = find_library  # type: ignore[union-attr]
+    (util or stand_in).find_library = find_library  # type: ignore[union-attr]  # one of them is a module
     try:
         return __import__(module)
     finally:
         if util is not None:
-            util.find_library = original
+            util.find_library = original  # type: ignore[attr-defined]  # the real ctypes.util's
         _drop_stand_in(stand_in)
 
 
 def _drop_stand_in(stand_in: Any) -> None:
     if stand_in is not None and sys.modules.get("ctypes.util") is stand_in:
         del sys.modules["ctypes.util"]
-        del ctypes.util  # type: ignore[attr-defined]
+        del ctypes.util
 
 
 def resolve_user(user: str | int | None) -> tuple[int, int, str] | None:

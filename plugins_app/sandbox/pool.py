@@ -51,11 +51,30 @@ POLL_SECONDS = 0.05
 # Exit code of a worker whose runtime would not stop after terminate() (see worker.run).
 EXIT_STUCK = 3
 BOOT = f"import sys; sys.path.insert(0, {str(SANDBOX_DIR)!r}); import worker; worker.main()"
+# Under coverage only (coverage_option): the worker measures itself from before main().
+BOOT_MEASURED = BOOT.replace("worker.main()", "worker.start_coverage(); worker.main()")
 
 
 def scrubbed_env() -> dict[str, str]:
     """The whole environment of a sandbox process: nothing inherited, no secrets."""
     return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def coverage_option() -> dict[str, Any] | None:
+    """What a worker needs to measure its own code (worker.start_coverage) when this
+    process runs under coverage.py (``pytest --cov``, ``coverage run``); None otherwise,
+    as always in production. The worker creates ``data_file`` before its OS layers apply
+    and writes it when it exits; ``coverage combine`` reads it like any parallel data file."""
+    coverage = sys.modules.get("coverage")  # never imported here: only looked for
+    current = getattr(getattr(coverage, "Coverage", None), "current", lambda: None)()
+    if current is None:
+        return None
+    data_file = os.path.abspath(str(current.get_option("run:data_file")))
+    return {
+        "data_file": f"{data_file}.sandbox.{os.getpid()}.{secrets.token_hex(6)}",
+        "branch": bool(current.get_option("run:branch")),
+        "source": str(SANDBOX_DIR),
+    }
 
 
 class _Deadline(Exception):
@@ -90,10 +109,14 @@ class WorkerProcess:
         self.rss_at_start = 0
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
+        self.coverage = options["coverage"] if "coverage" in options else coverage_option()
+        boot = BOOT if self.coverage is None else BOOT_MEASURED
         child_options = dict(options, in_fd=to_worker_r, out_fd=from_worker_w, parent_pid=os.getpid())
+        if self.coverage is not None:
+            child_options["coverage"] = self.coverage
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", BOOT, json.dumps(child_options)],
+                [sys.executable, "-I", "-c", boot, json.dumps(child_options)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -185,7 +208,7 @@ class WorkerProcess:
         if self.proc.poll() is None:
             try:
                 self.send({"op": "shutdown"})
-                self.proc.wait(timeout=1.0)
+                self.proc.wait(timeout=1.0 if self.coverage is None else 10.0)  # coverage: it saves first
             except (_SendFailed, subprocess.TimeoutExpired):
                 pass
         self.kill()
@@ -210,6 +233,12 @@ class WorkerProcess:
             except OSError:
                 pass
         self.in_fd = self.reader.fd = -1
+        if self.coverage is not None:  # killed before it saved: no empty data file for `coverage combine`
+            try:
+                if os.path.getsize(self.coverage["data_file"]) == 0:
+                    os.unlink(self.coverage["data_file"])
+            except OSError:
+                pass
 
 
 def _options() -> dict[str, Any]:

@@ -153,6 +153,7 @@ WEBAPI_PATH = Path(__file__).resolve().parent / "webapi" / "dist" / "webapi.js"
 WEBAPI_GLOBAL = "__plugins_webapi"
 
 
+@lru_cache(maxsize=1)
 def webapi_source() -> str:
     """The web API bundle (a classic script defining ``__plugins_webapi``)."""
     return WEBAPI_PATH.read_text(encoding="utf-8")

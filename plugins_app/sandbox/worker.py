@@ -47,6 +47,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,9 @@ import jsrun
 if __package__:  # imported by tests from the Django process
     from . import oslayers, protocol, snapshot
 else:  # the sandbox process: started with this directory on sys.path (see pool.BOOT)
-    import oslayers  # type: ignore[import-not-found,no-redef]
-    import protocol  # type: ignore[import-not-found,no-redef]
-    import snapshot  # type: ignore[import-not-found,no-redef]
+    import oslayers  # type: ignore[import-not-found,no-redef]  # flat, as the sandbox imports it; mypy reads the package
+    import protocol  # type: ignore[import-not-found,no-redef]  # (same)
+    import snapshot  # type: ignore[import-not-found,no-redef]  # (same)
 
 MIB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -265,7 +266,7 @@ class Warm:
     runtime: Any
     park: Any = None  # the park loop (a JsFunction), kept referenced for the runtime's life
     park_future: Any = None  # its call_async future: done only when the loop stops or V8 dies
-    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # jobs handed over, or STOP
+    inbox: queue.SimpleQueue[Any] = field(default_factory=queue.SimpleQueue)  # jobs handed over, or STOP
     handles: list[Any] = field(default_factory=list)
     job: Job | None = None  # the job whose step this runtime runs next (its own thread only)
     last_used: float = 0.0
@@ -288,7 +289,7 @@ class Standby:
 
     runtime: Any
     memory_mb: int
-    hold: queue.SimpleQueue
+    hold: queue.SimpleQueue[Any]
     function: Any  # the JsFunction parked in hold.get: referenced until the runtime closes
     future: Any
     ref: _WarmRef  # its bridge functions, bound ahead (binding is slow right after a park)
@@ -356,7 +357,7 @@ STEP_LOCK = threading.Lock()
 RESOLVED = threading.Event()
 
 
-class WarmRuntimes(OrderedDict):  # type: ignore[type-arg]
+class WarmRuntimes(OrderedDict[str, Warm]):
     """Warm runtimes by key, oldest first, with a version that changes with the keys."""
 
     version = 0
@@ -582,6 +583,7 @@ class Worker:
         if warm.pinned is None:
             warm.pinned = _gil_ensure()
             warm.thread_id = threading.get_ident()
+            trace_runtime_thread()
 
     def unpin(self, warm: Warm) -> str:
         if warm.pinned is not None:
@@ -1026,7 +1028,7 @@ class Worker:
             runtime = self.new_runtime(self.standby_memory_mb)
         except CallFailed:
             return
-        hold: queue.SimpleQueue = queue.SimpleQueue()
+        hold: queue.SimpleQueue[Any] = queue.SimpleQueue()
         ref = _WarmRef(self, None)
         self.bind_bridge(runtime, ref)
         runtime.bind_function("__plugins_standby", hold.get)
@@ -1137,7 +1139,7 @@ class Worker:
     async def run_top_level(self, warm: Warm, start: Any, timeout: float) -> Any:
         """Run the plugin's top-level code (``start()`` returns a jsrun awaitable) under
         the time limit and the call's data limit."""
-        state = {"terminated": False}
+        state: dict[str, Any] = {"terminated": False}
 
         def stuck() -> None:
             # V8 did not stop after terminate() (seen with some heap bombs). Exiting is
@@ -1165,7 +1167,7 @@ class Worker:
             if "stuck" in state:
                 state["stuck"].cancel()
 
-    def classify(self, exc: BaseException, warm: Warm, terminated: bool) -> dict[str, Any]:
+    def classify(self, exc: BaseException | None, warm: Warm, terminated: bool) -> dict[str, Any]:
         if terminated:
             return {"kind": "timeout", "message": "time limit exceeded"}
         text = str(exc)
@@ -1335,9 +1337,6 @@ class Worker:
         warm.park = None
         release_freed_memory()
 
-    def limit_data(self, limit: int) -> None:
-        resource.setrlimit(resource.RLIMIT_DATA, (min(limit, self.data_ceiling), self.data_ceiling))
-
 
 class ImportRefused(Exception):
     """Raised by module_resolver: jsrun turns it into a rejected import() or a failed load."""
@@ -1492,6 +1491,7 @@ def current_data_bytes() -> int:
     return int(os.pread(_STATM_FD, 256, 0).split()[5]) * PAGE_SIZE
 
 
+_malloc_trim: Callable[[int], Any] | None
 try:
     _malloc_trim = ctypes.CDLL(None).malloc_trim
 except (OSError, AttributeError):  # not glibc
@@ -1524,6 +1524,96 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+# -- coverage.py: only when the test suite is measured --------------------------------
+# The supervisor passes the "coverage" option only when it runs under coverage.py
+# (pool.coverage_option); a production sandbox never gets it, imports nothing of this and
+# opens no file for writing.
+
+_coverage: Any = None  # the coverage.Coverage measuring this process, if any
+
+
+def start_coverage() -> None:  # pragma: no cover - runs before the measuring starts, saves after it stopped
+    """Measure this process: run before :func:`main` (pool.BOOT_MEASURED), so before the
+    OS layers, and only when the options carry "coverage".
+
+    The data file is created now, empty, and written through the descriptor kept open:
+    after the OS layers nothing can open a file for writing (nothing is allowed for it in
+    Landlock or seccomp). coverage.py keeps its data in memory meanwhile (an in-memory
+    SQLite database), and ``os._exit``, the only way this process ends, is wrapped to
+    write it first, as SQLite's own file image (``serialize``), on whichever thread exits.
+    A worker the supervisor kills (SIGKILL) loses its data. Runtime threads are jsrun's,
+    which ``threading.settrace`` never reaches: :meth:`Worker.pin` calls
+    :func:`trace_runtime_thread` on each."""
+    global _coverage
+    option = json.loads(sys.argv[1]).get("coverage")
+    if not option:
+        return
+    import atexit
+    import sqlite3
+    from typing import NoReturn
+
+    import coverage
+
+    fd = os.open(str(option["data_file"]), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    cov = coverage.Coverage(
+        data_file=None, branch=bool(option.get("branch")), source=[str(option["source"])], config_file=False
+    )
+    cov.start()
+    _coverage = cov
+
+    def image() -> bytes:
+        data = cov.get_data()
+        con = sqlite3.connect(data.data_filename(), uri=True)  # coverage.py's in-memory database
+        try:
+            return con.serialize()
+        finally:
+            con.close()
+
+    # Once now, while the Python installation can still be read (after the switch to
+    # SANDBOX_USER it may not be): every module the save needs gets imported.
+    image()
+    lock = threading.Lock()
+    saved: list[bool] = []
+    real_exit = os._exit
+
+    def save() -> None:
+        # A second thread exiting meanwhile waits for the first one's save (then exits).
+        if not lock.acquire(timeout=10.0):
+            return
+        try:
+            if saved:
+                return
+            saved.append(True)
+            _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+            resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))  # a call's lower limit must not fail it
+            cov.stop()
+            view = memoryview(image())
+            while view:
+                view = view[os.write(fd, view) :]
+        except BaseException as exc:  # the process is exiting: report it, never raise
+            os.write(2, f"sandbox worker: coverage data not saved: {exc!r}\n".encode()[-500:])
+        finally:
+            lock.release()
+
+    def exit_after_saving(status: int) -> NoReturn:
+        save()
+        real_exit(status)
+
+    os._exit = exit_after_saving  # coverage.py's own "patch = _exit" does the same
+    atexit.register(save)
+
+
+def trace_runtime_thread() -> None:  # pragma: no cover - runs on a thread not traced yet
+    """Under coverage only: trace this jsrun runtime thread (coverage.py's C tracer is set
+    per thread, and ``threading`` installs it only on threads it starts itself; with
+    ``sys.monitoring`` it needs nothing and ``threading.gettrace()`` is None)."""
+    if _coverage is None:
+        return
+    hook = threading.gettrace()
+    if hook is not None and sys.gettrace() is None:
+        sys.settrace(hook)
+
+
 def main() -> None:
     try:
         options = json.loads(sys.argv[1])
@@ -1531,6 +1621,10 @@ def main() -> None:
         current_data_bytes()  # opens /proc/self/statm before the OS layers close the file system
         for codec in ("ascii", "latin-1", "unicode_escape", "utf-8"):
             "".encode(codec)  # codecs import lazily; after the uid switch they could not be read
+        # The web APIs' code, read now: after the uid switch, files under an unreadable
+        # directory (a virtualenv in a 0700 home or temp dir) could not be read.
+        snapshot.webapi_source()
+        snapshot.url_source()
         # Before any other thread exists: Landlock restricts the calling thread and the
         # threads it starts afterwards only.
         layers = oslayers.apply(options.get("layers") or {})

@@ -114,7 +114,8 @@ def sanitize(html: str) -> SafeString:
 
 
 def _instance_data(instance: models.Model) -> dict[str, Any]:
-    exposure = get_exposure(model_label(type(instance))) or get_exposure(instance._meta.concrete_model._meta.label)
+    concrete = instance._meta.concrete_model or type(instance)  # None only on abstract models
+    exposure = get_exposure(model_label(type(instance))) or get_exposure(concrete._meta.label)
     if exposure is None:
         raise TypeError(f"{model_label(type(instance))} is not exposed to plugins (plugins_app.exposure.expose)")
     return exposed_row(instance, [f.name for f in instance._meta.concrete_fields if f.name in exposure.read])

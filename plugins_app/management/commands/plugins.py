@@ -60,7 +60,7 @@ def describe_grant(grant: PluginGrant) -> str:
     )
 
 
-class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
+class _Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]  # generic in typeshed only, not at run time
     """Subcommands whose ``--help`` has a description: their one-line help, unless given."""
 
     def add_parser(self, name: str, **kwargs: Any) -> Any:
@@ -295,7 +295,7 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
                 f"{p.slug:<{width}}  {state}  {paused}  priority {p.priority:<4} {http}  v{p.version:<4} "
                 f"{p.memory_limit_mb} MiB  {p.timeout_ms} ms  hooks: {', '.join(p.hooks)}"
             )
-            if p.is_paused:
+            if p.paused_at is not None:  # p.is_paused
                 reason = " ".join(p.paused_reason.split()) or "no reason recorded"
                 self.stdout.write(f"{'':<{width}}  paused at {p.paused_at.isoformat(timespec='seconds')}: {reason}")
 
@@ -335,7 +335,7 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
         report: list[dict[str, Any]] = []
         for result in results:
             self._write_logs(result.slug, result.logs)
-            if result.ok:
+            if result.error is None:  # result.ok
                 report.append({"plugin": result.slug, "ok": True, "value": result.value})
             else:
                 report.append({"plugin": result.slug, "ok": False, "error": _error_text(result.error)})
