@@ -21,12 +21,14 @@ import re
 import sys
 import tokenize
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import File, Files
-from mkdocs.structure.pages import Page
+# mkdocs only where the build needs it: tests/test_docs_examples.py imports this module to
+# check the generated tables, and the test extra does not install mkdocs.
+if TYPE_CHECKING:
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
+    from mkdocs.structure.pages import Page
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "plugins_app"
@@ -198,6 +200,8 @@ def checks_markdown() -> str:
     undocumented = sorted(set(code) - set(docs))
     unknown = sorted(set(docs) - set(code))
     if undocumented or unknown:
+        from mkdocs.exceptions import PluginError
+
         raise PluginError(
             f"system check ids: reported by the code but in no doc: {undocumented}; "
             f"named in the docs but reported by no code: {unknown}"
@@ -230,6 +234,8 @@ PAGES = {
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    from mkdocs.structure.files import File
+
     for uri, make in PAGES.items():
         files.append(File.generated(config, uri, content=make()))
     return files
