@@ -601,7 +601,7 @@ class Worker:
         self.loop.call_soon_threadsafe(self.halt, warm)
         return "h"
 
-    def halt(self, warm: Warm) -> None:
+    def halt(self, warm: Warm, since: float | None = None) -> None:
         """Terminate a runtime whose park loop asked to halt (main thread)."""
         if warm.runtime is None:
             return
@@ -609,7 +609,10 @@ class Worker:
             # Still on its way out of next(): terminate() holds the GIL until V8 stops,
             # and that thread needs the GIL to leave Python. Once it has left, it only
             # spins in JavaScript, which terminate() stops.
-            self.loop.call_later(HALT_RETRY_SECONDS, self.halt, warm)
+            since = time.monotonic() if since is None else since
+            if time.monotonic() - since > STUCK_SECONDS:
+                os._exit(EXIT_STUCK)  # never left Python: a bug; the supervisor starts a new worker
+            self.loop.call_later(HALT_RETRY_SECONDS, self.halt, warm, since)
             return
         try:
             warm.runtime.terminate()
