@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tree_sitter import Node, Parser, Query
+    from tree_sitter import Language, Node, Parser, Query
 
 HOST_SPECIFIER = "plugin:host"
 _MAX_REPORTED = 5
@@ -60,12 +60,21 @@ _QUERY = """
 
 
 @lru_cache(maxsize=1)
-def _parser() -> tuple[Parser, Query]:
+def _grammar() -> tuple[Language, Query]:
     import tree_sitter_javascript
-    from tree_sitter import Language, Parser, Query
+    from tree_sitter import Language, Query
 
     language = Language(tree_sitter_javascript.language())
-    return Parser(language), Query(language, _QUERY)
+    return language, Query(language, _QUERY)
+
+
+def _parser() -> tuple[Parser, Query]:
+    """A parser of its own for each parse (a tree-sitter parser is not to be shared between
+    threads, and saves run on any request thread); the grammar and query are shared."""
+    from tree_sitter import Parser
+
+    language, query = _grammar()
+    return Parser(language), query
 
 
 def _string_value(node: Node) -> str | None:
