@@ -80,7 +80,8 @@ def install(
             setattr(plugin, field, value)
         plugin.full_clean()
         plugin.save()
-        plugin.grants.all().delete()
+        for old in plugin.grants.all():
+            old.delete()  # one by one: PluginGrant.delete bumps the version and the dispatch state
         for model, spec in (grants or {}).items():
             unknown = set(spec) - _GRANT_KEYS
             if unknown:

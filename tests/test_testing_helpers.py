@@ -86,6 +86,11 @@ def test_refused_installs_say_why_and_leave_nothing(kwargs: dict[str, Any], mess
 @pytest.mark.django_db
 def test_install_replaces_an_installed_plugin_and_its_grants() -> None:
     install(READER, slug="p", grants={"demo.Note": {"read": ["id", "title"]}})
+    assert hooks.call("p", "titles") == []
+    # The same source again, without the grant: the plugin must lose it at once.
+    install(READER, slug="p")
+    with pytest.raises(PluginPermissionDenied):
+        hooks.call("p", "titles")
     plugin = install(SHOUT, slug="p", config={"suffix": "?"}, priority=5)
     assert (plugin.priority, plugin.config) == (5, {"suffix": "?"})
     assert not plugin.grants.exists()
