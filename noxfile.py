@@ -31,13 +31,14 @@ def tests(session: nox.Session, django: str) -> None:
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
-# pytest-xdist: two test processes (this machine has two cores). Safe for the whole suite:
-# each process has its own test database (pytest-django suffixes its name with the worker
-# id), its own sandbox pool, its own live_server and browser, free ports, Celery queues and
-# deployment databases named uniquely, temporary files only, and the npm/tsc cache in
-# ~/.cache/plugins_app-tests is filled with atomic renames. For the whole suite, add
-# "--dist loadfile": it keeps each module on one process, so the module-scoped deployment
-# site is set up once and the two slowest modules (faults, deployment) run side by side.
+# pytest-xdist: two test processes (this machine has two cores). Each process has its own
+# test database (pytest-django suffixes its name with the worker id), its own sandbox
+# pool, its own live_server and browser, free ports, Celery queues and deployment
+# databases named uniquely, temporary files only, and the npm/tsc cache in
+# ~/.cache/plugins_app-tests is filled with atomic renames. Used for the fast suite
+# (SQLite and PostgreSQL); the whole suite on PostgreSQL runs serially in CI: there, with
+# -n 2, a transactional test's flush (TRUNCATE) was seen deadlocking with another
+# connection to the same test database.
 PARALLEL = ["-n", "2"]
 # The fast suite, which every matrix cell runs; the slow suites (fault and deployment tests,
 # which need PostgreSQL, the browser tests, the npm/tsc tests) run once, on the newest Django.
