@@ -235,20 +235,10 @@ def _revision_code(row: DispatchRow) -> tuple[str, Any, str] | None:
     """``(source, config, fingerprint)`` of exactly ``row``'s version, from its revision
     (checked against the row's fingerprint), or None."""
     from .models import Plugin, PluginRevision
+    from .revisions import PLUGIN_FIELDS
 
-    fields = (
-        "source",
-        "config",
-        "config_schema",
-        "memory_limit_mb",
-        "timeout_ms",
-        "max_host_calls",
-        "max_rows_read",
-        "max_rows_written",
-        "max_host_result_bytes",
-    )
     revisions = PluginRevision.objects.filter(plugin_id=row.pk, plugin_version=row.version).order_by("-number")
-    for values in revisions.values(*fields)[:3]:
+    for values in revisions.values(*PLUGIN_FIELDS)[:3]:
         if Plugin(**values).compute_fingerprint() == row.fingerprint:
             return values["source"], values["config"], row.fingerprint
     return None

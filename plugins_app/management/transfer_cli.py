@@ -11,6 +11,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from plugins_app import revisions, transfer
+from plugins_app.management.output import write_output
 from plugins_app.models import Plugin
 
 
@@ -56,15 +57,7 @@ class TransferCommands:
         if missing:
             raise CommandError(f"no plugin {', '.join(repr(s) for s in missing)} is installed")
         text = transfer.export_json([plugins[s] for s in slugs], exported_by=revisions.shell_user_name())
-        if options["output"]:
-            path = Path(options["output"])
-            try:
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise CommandError(f"cannot write {path}: {exc}") from None
-            self.stdout.write(f"Exported {', '.join(slugs)} to {path}")
-        else:
-            self.stdout.write(text, ending="")
+        write_output(self.stdout, text, options["output"], f"Exported {', '.join(slugs)}")
 
     def do_import(self, options: dict[str, Any]) -> None:
         name = options["file"]

@@ -21,6 +21,7 @@ from plugins_app.forms import split_field_names
 from plugins_app.host_api.log import log_safe
 from plugins_app.management.argtypes import seconds
 from plugins_app.management.deliveries_cli import DeliveryCommands, add_delivery_arguments
+from plugins_app.management.output import write_output
 from plugins_app.management.revisions_cli import (
     RevisionCommands,
     add_install_revision_arguments,
@@ -368,15 +369,7 @@ class Command(TransferCommands, RevisionCommands, DeliveryCommands, BaseCommand)
         from plugins_app.typegen import plugin_types
 
         text = plugin_types(self._plugin(options["slug"]))
-        if options["output"]:
-            path = Path(options["output"])
-            try:
-                path.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise CommandError(f"cannot write {path}: {exc}") from None
-            self.stdout.write(f"Wrote the types of {options['slug']} to {path}")
-        else:
-            self.stdout.write(text, ending="")
+        write_output(self.stdout, text, options["output"], f"Wrote the types of {options['slug']}")
 
     # -- grants ----------------------------------------------------------------------------
     @staticmethod
