@@ -25,24 +25,14 @@ from plugins_app.models import StorageItem
 from plugins_app.sandbox import pool, protocol, snapshot, worker
 from plugins_app.sandbox.stderr import StderrDrain
 
+from .sandbox_names import BOUND_NAMES
+from .sandbox_names import INTERNALS as RUNTIME_INTERNALS
+
 ROOT = Path(__file__).resolve().parent.parent
+# Every internal, and what the hardening removes besides (not allowlisted engine globals).
 INTERNALS = [
-    "__bootstrap",
-    "Deno",
-    "__jsrunCallSync",
-    "__jsrunCallAsync",
-    "__host_op_sync__",
-    "__host_op_async__",
-    "__jsrun_bind_object",
-    "__jsrun_from_py_stream",
-    "__plugins_host",
-    "__plugins_next",
-    "__plugins_exchange",
-    "__plugins_sleep",
-    "__plugins_random",
-    "__plugins_url_source",
-    "__plugins_webapi",
-    "ReadableStream",
+    *RUNTIME_INTERNALS,
+    snapshot.WEBAPI_GLOBAL,
     "WebAssembly",
     "SharedArrayBuffer",
     "Atomics",
@@ -146,14 +136,7 @@ def test_stack_inspection_reveals_no_bridge_function(make_plugin):
 def _bootstrapped_runtime(before: str = "", globals_: tuple[str, ...] = worker.GLOBALS):
     """A bare jsrun runtime (in this process) that ran ``before`` and then the bootstrap."""
     runtime = jsrun.Runtime(jsrun.RuntimeConfig(enable_console=False))
-    for name in (
-        "__plugins_host",
-        "__plugins_next",
-        "__plugins_exchange",
-        "__plugins_sleep",
-        "__plugins_random",
-        "__plugins_url_source",
-    ):
+    for name in BOUND_NAMES:
         runtime.bind_function(name, lambda *args: None)
     runtime.eval(snapshot.webapi_source())  # what the worker's snapshot holds
     if before:

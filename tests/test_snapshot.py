@@ -9,7 +9,6 @@ process. The child prints a JSON report on its last stdout line; the assertions 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -21,23 +20,10 @@ import pytest
 import plugins_app.sandbox
 from plugins_app.sandbox import snapshot, worker
 
+from .sandbox_names import BOUND_NAMES, INTERNALS
+
 SANDBOX_DIR = str(Path(plugins_app.sandbox.__file__).resolve().parent)
 GREETER = (Path(__file__).resolve().parent.parent / "project" / "demo" / "plugins" / "greeter.js").read_text()
-# The Python functions the bootstrap looks up (the worker binds them before it runs).
-BOUND_NAMES = re.findall(r'opId\("(__plugins_\w+)"\)', worker.BOOTSTRAP_JS)
-INTERNALS = (
-    "__bootstrap",
-    "Deno",
-    "__jsrunCallSync",
-    "__jsrunCallAsync",
-    "__host_op_sync__",
-    "__host_op_async__",
-    "__jsrun_bind_object",
-    "__jsrun_from_py_stream",
-    "ReadableStream",
-    snapshot.BOOTSTRAP_FUNCTION,
-    *BOUND_NAMES,
-)
 
 PRELUDE = """
 import asyncio, json, os, sys
