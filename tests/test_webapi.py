@@ -75,3 +75,16 @@ def diff(path: str, got, expected) -> str:
         return "\n".join(diff(f"{path}.{k}", got[k], expected[k]) for k in got if got[k] != expected[k])
     dump = lambda v: json.dumps(v, ensure_ascii=False)  # noqa: E731 - a one-line helper for the message
     return f"{path}: sandbox {dump(got)} != node {dump(expected)}"
+
+
+def test_url_under_a_tiny_memory_limit_is_a_memory_error_and_the_sandbox_keeps_working(make_plugin):
+    """URL's code compiles on first use (docs: it needs 16 MiB or more): under 8 MiB that
+    is a PluginMemoryError for that plugin, and the same sandbox serves the next call."""
+    from plugins_app.exceptions import PluginMemoryError
+
+    source = "const plugin = { u(x) { return new URL(x, 'https://example.com/a/').href; } };"
+    make_plugin(source, slug="tiny", memory_limit_mb=8)
+    make_plugin(source, slug="roomy", memory_limit_mb=16)
+    with pytest.raises(PluginMemoryError, match="heap limit of 8 MiB"):
+        hooks.call("tiny", "u", "../b")
+    assert hooks.call("roomy", "u", "../b?q=1") == "https://example.com/b?q=1"
